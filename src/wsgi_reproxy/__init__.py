@@ -1,0 +1,41 @@
+"""wsgi-reproxy: the ``X-Reproxy-Url`` protocol (perlbal, mod_reproxy) for any WSGI app.
+
+A backend answers ``X-Reproxy-Url: URL1 URL2 ...``; :class:`ReproxyMiddleware` throws the
+app's body away and streams, within the same client request, the response of the first URL
+that works.
+"""
+
+__version__ = "0.1.0"
+
+from .directive import reproxy_headers
+from .errors import (
+    AllUpstreamsFailed,
+    ReproxyError,
+    UpstreamBodyError,
+    UpstreamError,
+)
+from .middleware import (
+    CAPABILITY,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_FORWARD,
+    DEFAULT_MAX_URLS,
+    DEFAULT_TIMEOUT,
+    ReproxyMiddleware,
+    can_reproxy,
+)
+
+__all__ = [
+    "CAPABILITY",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_FORWARD",
+    "DEFAULT_MAX_URLS",
+    "DEFAULT_TIMEOUT",
+    "AllUpstreamsFailed",
+    "ReproxyError",
+    "ReproxyMiddleware",
+    "UpstreamBodyError",
+    "UpstreamError",
+    "__version__",
+    "can_reproxy",
+    "reproxy_headers",
+]

@@ -1,0 +1,231 @@
+"""The app's directive: parse and validate ``X-Reproxy-*`` response headers (SPEC R4).
+
+An app asks for reproxying with ``X-Reproxy-Url: URL [URL ...]`` and, optionally,
+``X-Reproxy-Expected-Size: N`` (perlbal).  This module turns those headers into a frozen
+:class:`Directive`, or says why it cannot.  Nothing here does I/O, so every rule is tested
+as a plain table.
+
+URLs are validated with urllib3's own parser, so what passes validation is exactly what
+urllib3 will request.  Rejected tokens are reported with ``repr()``: a URL that came from
+user input may carry control characters meant for log injection (Rack CVE-2025-27111).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+__all__ = [
+    "Directive",
+    "HostPatterns",
+    "InvalidDirective",
+    "check_url",
+    "parse_directive",
+    "parse_expected_size",
+    "reproxy_headers",
+]
+
+URL_HEADER = "x-reproxy-url"
+SIZE_HEADER = "x-reproxy-expected-size"
+REPROXY_PREFIX = "x-reproxy-"
+
+# Split on SP, HT, CR, LF and FF only: str.split() would also split on U+0085, U+00A0 ...
+# which are not separators in an HTTP header (SPEC R4.1).
+_SEPARATORS = re.compile(r"[ \t\r\n\f]+")
+# C0 controls and DEL: header/log injection (SPEC R4.3).  Non-ASCII is refused too: a URL in
+# a header must already be percent-encoded, and decoding it twice is a classic bug.
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """What the app asked for: the URLs to try, in order, and the expected full size."""
+
+    urls: tuple[str, ...]
+    expected_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidDirective:
+    """The app asked for reproxying but nothing usable came of it (answered with 502)."""
+
+    reason: str
+
+
+def _split_host_port(pattern: str) -> tuple[str, str | None]:
+    if pattern.startswith("["):
+        host, bracket, rest = pattern[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"upstream_hosts: bad IPv6 pattern {pattern!r}")
+        return host, rest[1:] or None
+    if pattern.count(":") == 1:
+        host, _, port = pattern.partition(":")
+        return host, port
+    return pattern, None
+
+
+def normalise_host(host: str) -> str:
+    """Lower case, no IPv6 brackets, no trailing dot: one spelling per host."""
+    return host.strip("[]").lower().rstrip(".")
+
+
+class HostPatterns:
+    """``upstream_hosts``: which hosts (and ports) targets may live on.
+
+    A pattern is a host glob with an optional port glob: ``"store-*.internal"``,
+    ``"10.1.2.3:8080"``, ``"[fd00::1]:*"``.  A pattern without a port allows only the
+    scheme's default port (80 or 443): ``"cache.internal"`` must not open
+    ``http://cache.internal:6379/`` to an app that echoes user input.
+    """
+
+    __slots__ = ("_compiled", "patterns")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        compiled = []
+        for pattern in self.patterns:
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise TypeError(f"upstream_hosts: each pattern must be a non-empty str, "
+                                f"not {pattern!r}")
+            host, port = _split_host_port(pattern.strip())
+            if port is not None and not re.fullmatch(r"[0-9*?\[\]!-]+", port):
+                raise ValueError(f"upstream_hosts: bad port in {pattern!r}")
+            compiled.append((normalise_host(host), port))
+        self._compiled = tuple(compiled)
+
+    def allows(self, host: str, port: int) -> bool:
+        host = normalise_host(host)
+        port_text = str(port)
+        for host_pattern, port_pattern in self._compiled:
+            if not fnmatchcase(host, host_pattern):
+                continue
+            if port_pattern is None:
+                if port in _DEFAULT_PORTS.values():
+                    return True
+            elif fnmatchcase(port_text, port_pattern):
+                return True
+        return False
+
+
+def _authority(url: str) -> str:
+    return re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+
+
+def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
+    """Return why ``url`` may not be reproxied, or ``None`` when it may (SPEC R4.3)."""
+    if _BAD_URL_CHARS.search(url):
+        return "contains whitespace, a control character or non-ASCII"
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        return "is not a valid URL"
+    if parsed.scheme not in _DEFAULT_PORTS or not url.lower().startswith(parsed.scheme + "://"):
+        return "is not an absolute http or https URL"
+    if not parsed.host:
+        return "has no host"
+    if parsed.auth is not None or "@" in _authority(url):
+        return "carries userinfo (user:password@)"
+    if "%" in parsed.host:
+        return "has a percent-encoded host"
+    port = _DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
+    if port == 0:
+        return "has port 0"
+    if hosts is not None and not hosts.allows(parsed.host, port):
+        return "is not on a host allowed by upstream_hosts"
+    return None
+
+
+def parse_expected_size(value: str) -> int | None:
+    """A non-negative ASCII decimal integer, or None (not ``+1``, ``1_000``, ``0x10``)."""
+    value = value.strip(" \t")
+    if value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A URL token that was skipped, and why (for the log)."""
+
+    url: str
+    reason: str
+
+
+def parse_directive(
+    headers: Sequence[tuple[str, str]],
+    *,
+    max_urls: int,
+    hosts: HostPatterns | None = None,
+    rejected: list[Rejected] | None = None,
+) -> Directive | InvalidDirective | None:
+    """Read the directive from the app's response headers.
+
+    Returns ``None`` when there is no directive (absent, or empty/whitespace only, SPEC
+    R4.2), an :class:`InvalidDirective` when there is one but nothing usable (502), else a
+    :class:`Directive`.  Skipped URLs are appended to ``rejected`` for the caller to log.
+    """
+    tokens: list[str] = []
+    size_values: list[str] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == URL_HEADER:
+            tokens.extend(token for token in _SEPARATORS.split(value) if token)
+        elif lowered == SIZE_HEADER:
+            size_values.append(value)
+    if not tokens:
+        return None
+    expected_size = None
+    if size_values:
+        sizes = {parse_expected_size(value) for value in size_values}
+        if None in sizes or len(sizes) != 1:
+            return InvalidDirective(f"X-Reproxy-Expected-Size {size_values!r} is not one "
+                                    f"non-negative integer")
+        expected_size = sizes.pop()
+    urls = []
+    for token in tokens[:max_urls]:
+        reason = check_url(token, hosts)
+        if reason is None:
+            urls.append(token)
+        elif rejected is not None:
+            rejected.append(Rejected(token, reason))
+    if not urls:
+        return InvalidDirective(f"none of the {min(len(tokens), max_urls)} URL(s) is usable")
+    return Directive(tuple(urls), expected_size)
+
+
+def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[str, str]]:
+    """The response headers that ask the middleware to serve ``urls`` (SPEC R1.3).
+
+    URLs are checked the same way the middleware checks them, so a mistake shows up in the
+    app, with a traceback, instead of as a 502 later::
+
+        >>> reproxy_headers("http://store-1/f/42", "http://store-2/f/42", expected_size=1024)
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [('X-Reproxy-Url', 'http://store-1/f/42 http://store-2/f/42'),
+         ('X-Reproxy-Expected-Size', '1024')]
+
+    :param urls: absolute http(s) URLs, tried in order; spaces inside must be ``%20``.
+    :param expected_size: the full length of the file; a target that disagrees counts as failed.
+    :raises ValueError: no URL, an invalid URL, or a size that is not a non-negative int.
+    """
+    if not urls:
+        raise ValueError("reproxy_headers() needs at least one URL")
+    for url in urls:
+        if not isinstance(url, str):
+            raise TypeError(f"URLs must be str, not {type(url).__name__}")
+        reason = check_url(url)
+        if reason is not None:
+            raise ValueError(f"cannot reproxy {url!r}: it {reason}")
+    headers = [("X-Reproxy-Url", " ".join(urls))]
+    if expected_size is not None:
+        if isinstance(expected_size, bool) or not isinstance(expected_size, int) \
+                or expected_size < 0:
+            raise ValueError(f"expected_size must be a non-negative int, not {expected_size!r}")
+        headers.append(("X-Reproxy-Expected-Size", str(expected_size)))
+    return headers

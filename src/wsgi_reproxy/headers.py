@@ -1,0 +1,148 @@
+"""Header rules, as pure functions over ``[(name, value), ...]`` lists (SPEC R5.2, R6.2).
+
+Nothing here sees a socket or an environ, so each rule is a table-driven test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "FRAMING",
+    "HOP_BY_HOP",
+    "clean_target_headers",
+    "merge_preserved",
+    "strip_reproxy_headers",
+    "upstream_request_headers",
+]
+
+Headers = list[tuple[str, str]]
+
+# RFC 9110 §7.6.1 and RFC 2616 §13.5.1 (``Trailers`` is 2616's spelling, ``Trailer`` the
+# header's real name; ``Proxy-Connection`` is the pre-standard one some clients still send).
+# PEP 3333 forbids a WSGI app from sending any of these; servers raise when they see one.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+# Headers that describe the bytes on the wire: they can only come from the target that sent
+# those bytes (SPEC R4.4), never from the app's discarded body.
+FRAMING = frozenset({"content-length", "transfer-encoding", "content-range", "content-encoding"})
+NEVER_FORWARDED = frozenset({"host", "cookie", "authorization"}) | HOP_BY_HOP
+REPROXY_PREFIX = "x-reproxy-"
+
+# RFC 9110 §5.6.2 token: what a header name may be made of.
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_OBS_FOLD = re.compile(r"\r?\n[ \t]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def is_reproxy_header(name: str) -> bool:
+    return name[:10].lower() == REPROXY_PREFIX
+
+
+def strip_reproxy_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop every ``X-Reproxy-*`` header: internal URLs never reach a client (SPEC R4.2)."""
+    return [(name, value) for name, value in headers if name[:10].lower() != REPROXY_PREFIX]
+
+
+def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """Header names listed in ``Connection`` are hop-by-hop too (RFC 9110 §7.6.1)."""
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            tokens.update(token.strip().lower() for token in value.split(","))
+    tokens.discard("")
+    return tokens
+
+
+def _clean_value(value: str) -> str | None:
+    """Unfold obs-fold (RFC 9112 §5.2) and refuse any other control character."""
+    if "\n" in value or "\r" in value:
+        value = _OBS_FOLD.sub(" ", value)
+    return None if _CONTROL.search(value) else value
+
+
+def clean_target_headers(headers: Iterable[tuple[str, str]]) -> tuple[Headers, list[str]]:
+    """The target's headers minus hop-by-hop, ``Connection``-listed and ``X-Reproxy-*`` ones.
+
+    Returns the kept headers, in order with duplicates, and the names of headers dropped
+    because they could not be sent safely (bad name or control characters in the value).
+    """
+    headers = list(headers)
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    kept: Headers = []
+    unsafe: list[str] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in drop or lowered[:10] == REPROXY_PREFIX:
+            continue
+        cleaned = _clean_value(value)
+        if cleaned is None or not TOKEN.fullmatch(name):
+            unsafe.append(name)
+            continue
+        kept.append((name, cleaned))
+    return kept, unsafe
+
+
+def merge_preserved(
+    target: Headers,
+    app: Sequence[tuple[str, str]],
+    preserve: frozenset[str],
+    status: int,
+) -> Headers:
+    """Replace the target's values of each preserved name with the app's (SPEC R6.2).
+
+    Names are compared case-insensitively; every app value is kept (multi-valued headers).
+    The app's values take the place of the target's first value of that name, or are
+    appended when the target had none -- except on 204 and 304, where nothing is added
+    (a 304 carries no Content-Type, RFC 9110 §15.4.5).
+    """
+    if not preserve:
+        return target
+    from_app: dict[str, list[tuple[str, str]]] = {}
+    for name, value in app:
+        lowered = name.lower()
+        if lowered in preserve:
+            from_app.setdefault(lowered, []).append((name, value))
+    if not from_app:
+        return target
+    merged: Headers = []
+    for name, value in target:
+        lowered = name.lower()
+        if lowered not in from_app:
+            merged.append((name, value))
+        elif from_app[lowered]:
+            merged.extend(from_app[lowered])
+            from_app[lowered] = []
+    if status not in (204, 304):
+        for values in from_app.values():
+            merged.extend(values)
+    return merged
+
+
+def upstream_request_headers(
+    environ: Mapping[str, Any], forward: Sequence[tuple[str, str]], method: str, user_agent: str
+) -> dict[str, str]:
+    """The headers sent to the target: the ``forward`` list, taken from the environ.
+
+    ``forward`` holds ``(header name, environ key)`` pairs computed once in ``__init__``.
+    ``Range`` and ``If-Range`` are not sent with HEAD: a HEAD answers for the whole
+    representation, and some servers answer a ranged HEAD with 416.
+    """
+    headers = {"User-Agent": user_agent}
+    for name, key in forward:
+        value = environ.get(key)
+        if value is not None:
+            headers[name] = value
+    if method == "HEAD":
+        headers.pop("Range", None)
+        headers.pop("If-Range", None)
+    return headers
+
+
+def environ_key(name: str) -> str:
+    """``If-None-Match`` -> ``HTTP_IF_NONE_MATCH`` (PEP 3333 / CGI naming)."""
+    return "HTTP_" + name.upper().replace("-", "_")

@@ -1,0 +1,97 @@
+"""Where reproxying is enabled: ``allow`` / ``deny`` rules (SPEC R2).
+
+These mirror mod_reproxy's ``AllowReproxy`` inside ``<Location>``, ``<Files>`` and
+``<LocationMatch>`` sections, plus a callable escape hatch for anything else::
+
+    "/downloads"       path prefix on segment boundaries (never matches "/downloadsX")
+    "*.iso"            glob on the last path segment (no "/" in the pattern)
+    "/media/*.iso"     glob on the whole path ("*" crosses "/", like fnmatchcase)
+    re.compile(...)    pattern.search(path)
+    callable           rule(environ) -> bool
+
+Every rule is compiled once, in ``__init__``, into a predicate ``(environ, path) -> bool``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any, TypeAlias
+
+__all__ = ["Rule", "RuleSet", "compile_rules", "request_path"]
+
+Environ: TypeAlias = Mapping[str, Any]
+Rule: TypeAlias = "str | re.Pattern[str] | Callable[[dict[str, Any]], bool]"
+Predicate: TypeAlias = Callable[[Environ, str], bool]
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def request_path(environ: Environ) -> str:
+    """The full path the client asked for: ``SCRIPT_NAME + PATH_INFO`` (SPEC R2.2)."""
+    return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+
+
+def _prefix(rule: str) -> Predicate:
+    if not rule.startswith("/"):
+        raise ValueError(f"path prefix rule {rule!r} must start with '/'")
+    base = rule.rstrip("/")
+    if not base:
+        return lambda environ, path: True
+    with_slash = base + "/"
+    return lambda environ, path: path == base or path.startswith(with_slash)
+
+
+def _glob(rule: str) -> Predicate:
+    if "/" in rule:
+        return lambda environ, path: fnmatchcase(path, rule)
+    return lambda environ, path: fnmatchcase(path.rpartition("/")[2], rule)
+
+
+def _compile_one(rule: object, option: str) -> Predicate:
+    if isinstance(rule, str):
+        return _glob(rule) if _GLOB_CHARS.intersection(rule) else _prefix(rule)
+    if isinstance(rule, re.Pattern):
+        if not isinstance(rule.pattern, str):
+            raise TypeError(f"{option}: regex rules must be str patterns, not {rule!r}")
+        search = rule.search
+        return lambda environ, path: search(path) is not None
+    if callable(rule):
+        func = rule
+        return lambda environ, path: bool(func(environ))
+    raise TypeError(
+        f"{option}: a rule must be a str (prefix or glob), a compiled re.Pattern or a "
+        f"callable(environ) -> bool, not {type(rule).__name__}: {rule!r}"
+    )
+
+
+def ensure_collection(value: object, option: str) -> list[Any]:
+    """Refuse a bare string where a collection is expected: ``allow="/x"`` is a bug."""
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(f"{option} must be a list of values, not a single {type(value).__name__}"
+                        f" ({option}=[{value!r}] is probably what you meant)")
+    if not isinstance(value, Iterable):
+        raise TypeError(f"{option} must be a list of values, not {type(value).__name__}")
+    return list(value)
+
+
+class RuleSet:
+    """An immutable list of compiled rules; ``matches`` is true when any rule matches."""
+
+    __slots__ = ("_predicates", "rules")
+
+    def __init__(self, rules: Iterable[object], option: str) -> None:
+        self.rules = tuple(ensure_collection(rules, option))
+        self._predicates = tuple(_compile_one(rule, option) for rule in self.rules)
+
+    def __bool__(self) -> bool:
+        return bool(self._predicates)
+
+    def matches(self, environ: Environ, path: str) -> bool:
+        return any(predicate(environ, path) for predicate in self._predicates)
+
+
+def compile_rules(rules: Iterable[object], option: str) -> RuleSet:
+    """Compile ``allow`` or ``deny``; raises TypeError/ValueError naming ``option``."""
+    return RuleSet(rules, option)

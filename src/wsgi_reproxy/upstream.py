@@ -1,0 +1,155 @@
+"""Fetching the target: one request per URL through a shared urllib3 pool (SPEC R5).
+
+This is the one module that knows urllib3's exception classes: everything that can go
+wrong with one URL becomes an :class:`~wsgi_reproxy.errors.UpstreamError` with a short
+reason and a ``timed_out`` flag, and :func:`fetch_first` turns a list of those into
+:class:`~wsgi_reproxy.errors.AllUpstreamsFailed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+from urllib3.response import BaseHTTPResponse
+
+from .directive import Directive
+from .errors import AllUpstreamsFailed, Attempt, UpstreamError
+
+__all__ = ["Fetched", "fetch_first", "make_pool", "parse_content_range_total"]
+
+log = logging.getLogger("wsgi_reproxy")
+
+# The client's own conditional or range answers are successes: relay them (SPEC R5.3).
+_SUCCESS_OTHER = frozenset({304, 416})
+# Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def make_pool(timeout: urllib3.Timeout, maxsize: int = 32) -> urllib3.PoolManager:
+    """The pool a middleware owns when none is given: keep-alive, no retries (failover is
+    ours, per URL), no redirects, and room for a gthread worker's threads."""
+    return urllib3.PoolManager(num_pools=64, maxsize=maxsize, retries=False, timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The target that answered, with the response still unread."""
+
+    url: str
+    response: BaseHTTPResponse
+    attempts: tuple[Attempt, ...]
+
+
+def _is_timeout(error: BaseException) -> bool:
+    # urllib3 2 makes NewConnectionError a ConnectTimeoutError subclass for compatibility;
+    # a refused connection is not a timeout (SPEC R5.4).
+    if isinstance(error, NewConnectionError):
+        return False
+    return isinstance(error, ConnectTimeoutError | ReadTimeoutError | socket.timeout)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, NewConnectionError):
+        cause = error.__cause__ or error.__context__
+        return f"connection failed: {cause or error}"
+    if _is_timeout(error):
+        return f"timed out: {type(error).__name__}"
+    return f"{type(error).__name__}: {error}"
+
+
+def parse_content_range_total(value: str | None) -> int | None:
+    """The complete length in ``Content-Range: bytes a-b/TOTAL`` (RFC 9110 §14.4), or None."""
+    if not value:
+        return None
+    unit, _, rest = value.strip().partition(" ")
+    total = rest.rpartition("/")[2].strip()
+    if unit.lower() != "bytes" or not (total.isascii() and total.isdigit()):
+        return None
+    return int(total)
+
+
+def _full_length(response: BaseHTTPResponse) -> int | None:
+    if response.status == 206:
+        return parse_content_range_total(response.headers.get("Content-Range"))
+    length = response.headers.get("Content-Length")
+    return int(length) if length is not None and length.isdigit() else None
+
+
+def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> None:
+    status = response.status
+    if not (200 <= status < 300 or status in _SUCCESS_OTHER):
+        raise UpstreamError(url, f"status {status}")
+    if expected_size is None or status in NO_BODY_STATUSES or status == 416:
+        return
+    length = _full_length(response)
+    if length is None and status == 200 and "chunked" in response.headers.get(
+            "Transfer-Encoding", "").lower():
+        return  # no length announced: the body stream enforces the expected size instead
+    if length != expected_size:
+        raise UpstreamError(url, f"size {length} differs from X-Reproxy-Expected-Size "
+                                 f"{expected_size}")
+
+
+def _attempt(
+    pool: urllib3.PoolManager,
+    url: str,
+    method: str,
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+    expected_size: int | None,
+) -> BaseHTTPResponse:
+    log.debug("reproxy attempt: %s %r", method, url)
+    try:
+        response = pool.urlopen(
+            method, url, headers=dict(headers), redirect=False, retries=False,
+            preload_content=False, decode_content=False, timeout=timeout,
+        )
+    except (HTTPError, OSError) as error:
+        raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
+    try:
+        _check(response, url, expected_size)
+    except UpstreamError:
+        discard(response)
+        raise
+    return response
+
+
+def discard(response: BaseHTTPResponse) -> None:
+    """Close a response we will not read and free its pool slot.
+
+    ``close()`` first so the unread body is never drained or reused, then
+    ``release_conn()``: a closed but unreleased connection still holds its slot, and a
+    ``block=True`` pool then deadlocks (urllib3#2236).
+    """
+    response.close()
+    response.release_conn()
+
+
+def fetch_first(
+    pool: urllib3.PoolManager,
+    directive: Directive,
+    method: str,
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+) -> Fetched:
+    """Try each URL in order; return the first that answers with a usable status."""
+    failures: list[Attempt] = []
+    for url in directive.urls:
+        try:
+            response = _attempt(pool, url, method, headers, timeout, directive.expected_size)
+        except UpstreamError as error:
+            log.warning("reproxy attempt failed: %r: %s", url, error.reason)
+            failures.append(error.attempt)
+            continue
+        return Fetched(url, response, tuple(failures))
+    raise AllUpstreamsFailed(failures)

@@ -1,0 +1,130 @@
+"""Header rules: SPEC R5.2 and R6.2 as tables (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsgi_reproxy import DEFAULT_FORWARD, ReproxyMiddleware
+from wsgi_reproxy.headers import (
+    clean_target_headers,
+    merge_preserved,
+    strip_reproxy_headers,
+    upstream_request_headers,
+)
+
+HOP = ["Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+       "Trailer", "Trailers", "Transfer-Encoding", "Upgrade"]
+
+
+@pytest.mark.parametrize("name", HOP + [n.upper() for n in HOP])
+def test_hop_by_hop_headers_are_removed(name):
+    """R6.2: hop-by-hop headers never reach the client."""
+    kept, unsafe = clean_target_headers([("Content-Type", "a/b"), (name, "x")])
+    assert kept == [("Content-Type", "a/b")]
+    assert unsafe == []
+
+
+def test_headers_named_in_connection_are_removed():
+    """R6.2: any header named in the target's Connection header is hop-by-hop too."""
+    target = [("Connection", "X-Private, keep-alive"), ("x-private", "secret"),
+              ("Connection", " X-Other "), ("X-Other", "1"), ("X-Public", "ok")]
+    assert clean_target_headers(target)[0] == [("X-Public", "ok")]
+
+
+def test_order_and_duplicates_are_kept():
+    """R6.2: the target's headers, in order, duplicates kept (Set-Cookie)."""
+    target = [("Set-Cookie", "a=1"), ("ETag", '"x"'), ("Set-Cookie", "b=2")]
+    assert clean_target_headers(target)[0] == target
+
+
+def test_target_reproxy_headers_are_removed():
+    """R6.2: the target's own directive is never followed nor sent on (no loops)."""
+    target = [("X-Reproxy-Url", "http://h/loop"), ("x-reproxy-expected-size", "1"),
+              ("X-Reproxyish", "kept")]
+    assert clean_target_headers(target)[0] == [("X-Reproxyish", "kept")]
+
+
+def test_folded_and_control_characters():
+    """Header injection: obs-fold is unfolded, other controls drop the header."""
+    kept, unsafe = clean_target_headers([
+        ("X-Folded", "a\r\n b"), ("X-Bad", "a\x00b"), ("X-Newline", "a\nb"),
+        ("Bad Name", "v"), ("X-Tab", "a\tb")])
+    assert kept == [("X-Folded", "a b"), ("X-Tab", "a\tb")]
+    assert unsafe == ["X-Bad", "X-Newline", "Bad Name"]
+
+
+APP = [("Content-Type", "application/pdf"), ("Content-Disposition", "attachment; f=a"),
+       ("Set-Cookie", "s=1"), ("Set-Cookie", "t=2"), ("Content-Length", "7")]
+TARGET = [("Content-Type", "application/octet-stream"), ("Content-Length", "100"),
+          ("ETag", '"e"'), ("content-type", "text/plain")]
+
+
+def test_preserve_replaces_every_target_value_in_place():
+    """R6.2: preserved names take the app's values, case-insensitively."""
+    merged = merge_preserved(TARGET, APP, frozenset({"content-type"}), 200)
+    assert merged == [("Content-Type", "application/pdf"), ("Content-Length", "100"),
+                      ("ETag", '"e"')]
+
+
+def test_preserve_adds_missing_headers_and_keeps_multiple_values():
+    """R6.2: a preserved header the target lacks is added, all its values kept."""
+    merged = merge_preserved(TARGET, APP, frozenset({"set-cookie", "content-disposition"}), 200)
+    assert merged == [*TARGET, ("Content-Disposition", "attachment; f=a"),
+                      ("Set-Cookie", "s=1"), ("Set-Cookie", "t=2")]
+
+
+def test_preserve_ignores_names_the_app_did_not_send():
+    merged = merge_preserved(TARGET, APP, frozenset({"etag", "cache-control"}), 200)
+    assert merged == TARGET
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_preserve_adds_nothing_on_204_and_304(status):
+    """R6.2: on 204 and 304 preserve adds nothing (a 304 carries no Content-Type)."""
+    target = [("ETag", '"e"')]
+    assert merge_preserved(target, APP, frozenset({"content-type"}), status) == target
+
+
+def test_the_apps_content_length_never_goes_out():
+    """R4.4: framing headers come from the target only."""
+    merged = merge_preserved(TARGET, APP, frozenset({"content-type"}), 200)
+    assert ("Content-Length", "7") not in merged
+
+
+def test_strip_reproxy_headers():
+    headers = [("X-Reproxy-Url", "http://i/"), ("A", "1"), ("x-REPROXY-expected-size", "1")]
+    assert strip_reproxy_headers(headers) == [("A", "1")]
+
+
+def forwarded(environ, method="GET", forward=DEFAULT_FORWARD):
+    mw = ReproxyMiddleware(lambda e, s: [], forward=forward)
+    return upstream_request_headers(environ, mw._forward, method, "wsgi-reproxy/test")
+
+
+def test_default_forward_list():
+    """R5.2: Range, If-*, Accept-Encoding are forwarded; Host, Cookie, Authorization never."""
+    environ = {
+        "HTTP_RANGE": "bytes=0-9", "HTTP_IF_RANGE": '"e"', "HTTP_IF_NONE_MATCH": '"e"',
+        "HTTP_IF_MATCH": '"f"', "HTTP_IF_MODIFIED_SINCE": "d1", "HTTP_IF_UNMODIFIED_SINCE": "d2",
+        "HTTP_ACCEPT_ENCODING": "gzip", "HTTP_HOST": "front", "HTTP_COOKIE": "c=1",
+        "HTTP_AUTHORIZATION": "Basic x", "HTTP_CONNECTION": "close", "HTTP_TE": "trailers",
+        "HTTP_X_OTHER": "o",
+    }
+    assert forwarded(environ) == {
+        "User-Agent": "wsgi-reproxy/test", "Range": "bytes=0-9", "If-Range": '"e"',
+        "If-Modified-Since": "d1", "If-Unmodified-Since": "d2", "If-None-Match": '"e"',
+        "If-Match": '"f"', "Accept-Encoding": "gzip"}
+
+
+def test_range_is_not_sent_with_head():
+    """A HEAD answers for the whole representation (some targets answer 416)."""
+    environ = {"HTTP_RANGE": "bytes=0-9", "HTTP_IF_RANGE": '"e"', "HTTP_IF_NONE_MATCH": '"e"'}
+    assert forwarded(environ, "HEAD") == {"User-Agent": "wsgi-reproxy/test",
+                                         "If-None-Match": '"e"'}
+
+
+def test_forward_replaces_the_default_list():
+    """R1.1: forward replaces the default list; names are matched case-insensitively."""
+    environ = {"HTTP_RANGE": "bytes=0-9", "HTTP_ACCEPT_LANGUAGE": "fr"}
+    assert forwarded(environ, forward=["accept-language"]) == {
+        "User-Agent": "wsgi-reproxy/test", "Accept-Language": "fr"}
