@@ -245,7 +245,7 @@ def test_forwarded_request_headers(file_server):
 
 @pytest.mark.parametrize(("headers", "status"), [
     ({"Range": "bytes=10-19"}, 206),
-    ({"Range": "bytes=99999999-99999999"}, 416),
+    ({"Range": "bytes=99999999-"}, 416),
 ])
 def test_range_answers_are_relayed(file_server, headers, status):
     """R5.3, R6.1: 206 and 416 are the client's own answers: relayed as such."""

@@ -111,7 +111,7 @@ _WRITE_SLICE = 64 * 1024  # large bodies are written in slices, never copied who
 _REDIRECT_TARGET = "http://127.0.0.1:9/elsewhere"
 _BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII | re.IGNORECASE)
 _MAX_HEAD = 64 * 1024
-_POLL = 0.05  # how often idle loops look at stop_event; bounds close() latency
+_POLL = 0.01  # how often idle loops look at stop_event: bounds the latency of close()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -671,10 +671,9 @@ def response_head(status: str = "200 OK", headers: Iterable[tuple[str, str]] = (
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _sized_head(content_length: int) -> bytes:
-    return response_head(
-        "200 OK", [("Content-Type", _OCTET), ("Content-Length", str(content_length))]
-    )
+def _sized_head(content_length: int, *, close: bool = False) -> bytes:
+    fields = [("Content-Type", _OCTET), ("Content-Length", str(content_length))]
+    return response_head("200 OK", [*fields, ("Connection", "close")] if close else fields)
 
 
 def _as_bytes(data: bytes | int) -> bytes:
@@ -753,19 +752,20 @@ def reset_mid_body(
     return handler
 
 
-def long_body(content_length: int, actual_body: bytes) -> Handler:
-    """Announce ``content_length`` but send all of the longer ``actual_body``, then close.
+def long_body(content_length: int, actual_body: bytes, *, keep_open: bool = False) -> Handler:
+    """Announce ``content_length`` but send all of the longer ``actual_body``.
 
-    A client must stop at ``content_length``. Closing afterwards keeps the outcome
-    deterministic: whether the extra bytes end up in http.client's read buffer or still in
-    the socket, the connection is gone and urllib3 opens a fresh one for the next request.
+    A client must stop at ``content_length``. By default the response says
+    ``Connection: close`` and the server closes, so the polluted connection is never reused
+    and the outcome is deterministic. With ``keep_open`` the connection stays and every further
+    request on it gets the same answer: whether a client then reuses it depends on whether
+    the extra bytes are still in the socket (urllib3 sees unread data and reconnects) or
+    already in http.client's discarded read buffer (it reuses), so assert bodies, not
+    connection counts.
     """
-
-    def handler(conn: socket.socket, server: ScriptedServer) -> None:
-        if server.read_request(conn):
-            conn.sendall(_sized_head(content_length) + actual_body)
-
-    return handler
+    return respond(
+        _sized_head(content_length, close=not keep_open) + actual_body, keep_open=keep_open
+    )
 
 
 def garbage_status(raw: bytes = b"HTTP/1.1 abc\r\n\r\n") -> Handler:
@@ -816,7 +816,11 @@ def infinite_chunked(chunk_size: int = 8192) -> Handler:
 def respond(raw: bytes, *, keep_open: bool = False) -> Handler:
     """Answer with exactly ``raw``, then close; or, with ``keep_open``, keep the connection
     and answer every further request on it with ``raw`` again (keep-alive reuse, or a stall
-    when ``raw`` promises more body than it has)."""
+    when ``raw`` promises more body than it has).
+
+    Without ``keep_open``, put ``Connection: close`` in ``raw`` if the client may send a second
+    request: otherwise it may reuse the connection before it sees the close, and get a reset.
+    """
 
     def handler(conn: socket.socket, server: ScriptedServer) -> None:
         while server.read_request(conn):
