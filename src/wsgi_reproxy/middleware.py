@@ -23,13 +23,13 @@ import urllib3
 
 from . import __version__
 from .body import ClosingIterable, ReproxyBody, close_iterable
+from .config import header_names, positive_int, timeout_option
 from .directive import Directive, HostPatterns, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
 from .headers import (
     FRAMING,
     HOP_BY_HOP,
     NEVER_FORWARDED,
-    TOKEN,
     clean_target_headers,
     environ_key,
     merge_preserved,
@@ -75,41 +75,6 @@ def can_reproxy(environ: dict[str, Any]) -> bool:
     """
     value = environ.get(CAPABILITY_KEY)
     return isinstance(value, str) and CAPABILITY in (t.strip() for t in value.split(","))
-
-
-def _canonical(name: str) -> str:
-    return "-".join(part.capitalize() for part in name.split("-"))
-
-
-def _header_names(
-    value: object, option: str, forbidden: frozenset[str], why: str
-) -> tuple[str, ...]:
-    names = []
-    for name in ensure_collection(value, option):
-        if not isinstance(name, str) or not TOKEN.fullmatch(name):
-            raise ValueError(f"{option}: {name!r} is not a header name")
-        if name.lower() in forbidden or name.lower().startswith("x-reproxy-"):
-            raise ValueError(f"{option} may not name {name!r}: {why}")
-        names.append(_canonical(name))
-    return tuple(names)
-
-
-def _positive_int(value: object, option: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{option} must be an int, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{option} must be positive, not {value}")
-    return value
-
-
-def _timeout(value: object) -> urllib3.Timeout:
-    if isinstance(value, urllib3.Timeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds or a urllib3.Timeout, not {value!r}")
-    if not value > 0:
-        raise ValueError(f"timeout must be positive, not {value}")
-    return urllib3.Timeout(connect=float(value), read=float(value))
 
 
 def _scrub_environ(environ: dict[str, Any]) -> None:
@@ -203,16 +168,16 @@ class ReproxyMiddleware:
         set_(self, "app", app)
         set_(self, "allow", compile_rules(allow, "allow"))
         set_(self, "deny", compile_rules(deny, "deny"))
-        set_(self, "preserve", _header_names(
+        set_(self, "preserve", header_names(
             preserve, "preserve", FRAMING | HOP_BY_HOP,
             "framing, hop-by-hop and X-Reproxy-* headers always come from the target"))
-        set_(self, "forward", _header_names(
+        set_(self, "forward", header_names(
             forward, "forward", NEVER_FORWARDED,
             "Host comes from the URL; Cookie, Authorization and hop-by-hop headers never leave"))
         set_(self, "upstream_hosts", hosts)
-        set_(self, "timeout", _timeout(timeout))
-        set_(self, "chunk_size", _positive_int(chunk_size, "chunk_size"))
-        set_(self, "max_urls", _positive_int(max_urls, "max_urls"))
+        set_(self, "timeout", timeout_option(timeout))
+        set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
+        set_(self, "max_urls", positive_int(max_urls, "max_urls"))
         set_(self, "pool", pool if pool is not None else make_pool(self.timeout))
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
