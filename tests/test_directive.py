@@ -141,6 +141,9 @@ HOST_CASES = [
     (["[::1]:8080"], "http://[::2]:8080/x", False),
     (["::1"], "http://[::1]/x", True),
     (["h:80"], "http://h/x", True),
+    (["h"], "https://h:80/x", False),
+    (["h"], "http://h:443/x", False),
+    (["h"], "https://h/x", True),
     ([], "http://h/x", False),
 ]
 

@@ -580,3 +580,26 @@ def test_under_webtest_lint(file_server):
     assert "X-Reproxy-Url" not in passed.headers
     assert client.head("/r/f").body == b""
     assert client.get("/r/f", headers={"Range": "bytes=0-4"}, status=206).body == b"hello"
+
+
+@pytest.mark.parametrize(("method", "conditional"), [("HEAD", False), ("GET", True)],
+                         ids=["HEAD", "304"])
+def test_bodiless_answers_leave_a_reusable_connection(file_server, method, conditional):
+    """R6.5: after a HEAD or a 304 the kept-alive connection serves the next request."""
+    from upstreams import etag_for
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/r/f"}
+    if conditional:
+        environ["HTTP_IF_NONE_MATCH"] = etag_for("small.txt")
+    mw = mw_for(reproxy_app(file_server.url("/files/small.txt")))
+    kept = []  # keep bodies alive, as a server may: no help from garbage collection
+    for _ in range(2):
+        statuses = []
+        body = mw(dict(environ), lambda s, h, e=None: statuses.append(s))
+        assert b"".join(body) == b""
+        body.close()
+        kept.append(body)
+        assert statuses == ["304 Not Modified" if conditional else "200 OK"]
+        result = call(mw, "/r/f")
+        assert (result.code, result.body) == (200, FILES["small.txt"])
+    assert file_server.connections == 1
+    assert [r.method for r in file_server.requests] == [method, "GET"] * 2

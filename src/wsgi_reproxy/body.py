@@ -122,7 +122,12 @@ class ReproxyBody:
         try:
             close_iterable(self._app_iterable)
         finally:
-            if self._complete:
+            if not self._has_body:
+                # HEAD, 204, 304: nothing to read, but http.client still counts the response
+                # as pending until it is read; released unread, the connection would answer
+                # the next request with ResponseNotReady.
+                self._response.drain_conn()
+            elif self._complete:
                 self._response.release_conn()
             else:
                 discard(self._response)

@@ -99,14 +99,14 @@ class HostPatterns:
             compiled.append((normalise_host(host), port))
         self._compiled = tuple(compiled)
 
-    def allows(self, host: str, port: int) -> bool:
+    def allows(self, host: str, port: int, scheme: str = "http") -> bool:
         host = normalise_host(host)
         port_text = str(port)
         for host_pattern, port_pattern in self._compiled:
             if not fnmatchcase(host, host_pattern):
                 continue
             if port_pattern is None:
-                if port in _DEFAULT_PORTS.values():
+                if port == _DEFAULT_PORTS[scheme]:
                     return True
             elif fnmatchcase(port_text, port_pattern):
                 return True
@@ -131,12 +131,14 @@ def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
         return "has no host"
     if parsed.auth is not None or "@" in _authority(url):
         return "carries userinfo (user:password@)"
-    if "%" in parsed.host:
+    if "%" in _authority(url):
+        # urllib3 >= 2.8 decodes %-escapes in the host before connecting: refuse them, or
+        # "http://%6c%6fcalhost/" would reach a host that upstream_hosts never saw.
         return "has a percent-encoded host"
     port = _DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
     if port == 0:
         return "has port 0"
-    if hosts is not None and not hosts.allows(parsed.host, port):
+    if hosts is not None and not hosts.allows(parsed.host, port, parsed.scheme):
         return "is not on a host allowed by upstream_hosts"
     return None
 

@@ -9,6 +9,7 @@ reason and a ``timed_out`` flag, and :func:`fetch_first` turns a list of those i
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from urllib3.response import BaseHTTPResponse
 from .directive import Directive
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 
-__all__ = ["Fetched", "fetch_first", "make_pool", "parse_content_range_total"]
+__all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
 
 log = logging.getLogger("wsgi_reproxy")
 
@@ -67,15 +68,23 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+_CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+)", re.ASCII | re.IGNORECASE)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int] | None:
+    """``Content-Range: bytes FIRST-LAST/TOTAL`` (RFC 9110 §14.4) as three ints, or None
+    when absent, malformed, of unknown total (``/*``) or inconsistent."""
+    match = _CONTENT_RANGE.fullmatch(value.strip()) if value else None
+    if match is None:
+        return None
+    first, last, total = (int(group) for group in match.groups())
+    return (first, last, total) if first <= last < total else None
+
+
 def parse_content_range_total(value: str | None) -> int | None:
-    """The complete length in ``Content-Range: bytes a-b/TOTAL`` (RFC 9110 §14.4), or None."""
-    if not value:
-        return None
-    unit, _, rest = value.strip().partition(" ")
-    total = rest.rpartition("/")[2].strip()
-    if unit.lower() != "bytes" or not (total.isascii() and total.isdigit()):
-        return None
-    return int(total)
+    """The complete length named by a ``Content-Range`` (of a 206), or None."""
+    parsed = parse_content_range(value)
+    return None if parsed is None else parsed[2]
 
 
 def _full_length(response: BaseHTTPResponse) -> int | None:
@@ -92,12 +101,29 @@ def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> N
     if expected_size is None or status in NO_BODY_STATUSES or status == 416:
         return
     length = _full_length(response)
-    if length is None and status == 200 and "chunked" in response.headers.get(
-            "Transfer-Encoding", "").lower():
+    if length is None and status == 200:
         return  # no length announced: the body stream enforces the expected size instead
     if length != expected_size:
         raise UpstreamError(url, f"size {length} differs from X-Reproxy-Expected-Size "
                                  f"{expected_size}")
+
+
+def open_url(
+    pool: urllib3.PoolManager,
+    url: str,
+    method: str,
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+) -> BaseHTTPResponse:
+    """One request, body unread; any network or protocol error becomes UpstreamError."""
+    log.debug("reproxy attempt: %s %r", method, url)
+    try:
+        return pool.urlopen(
+            method, url, headers=dict(headers), redirect=False, retries=False,
+            preload_content=False, decode_content=False, timeout=timeout,
+        )
+    except (HTTPError, OSError) as error:
+        raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
 
 
 def _attempt(
@@ -108,14 +134,7 @@ def _attempt(
     timeout: urllib3.Timeout,
     expected_size: int | None,
 ) -> BaseHTTPResponse:
-    log.debug("reproxy attempt: %s %r", method, url)
-    try:
-        response = pool.urlopen(
-            method, url, headers=dict(headers), redirect=False, retries=False,
-            preload_content=False, decode_content=False, timeout=timeout,
-        )
-    except (HTTPError, OSError) as error:
-        raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
+    response = open_url(pool, url, method, headers, timeout)
     try:
         _check(response, url, expected_size)
     except UpstreamError:
