@@ -594,7 +594,7 @@ def test_bodiless_answers_leave_a_reusable_connection(file_server, method, condi
     kept = []  # keep bodies alive, as a server may: no help from garbage collection
     for _ in range(2):
         statuses = []
-        body = mw(dict(environ), lambda s, h, e=None: statuses.append(s))
+        body = mw(dict(environ), lambda s, h, e=None, out=statuses: out.append(s))
         assert b"".join(body) == b""
         body.close()
         kept.append(body)

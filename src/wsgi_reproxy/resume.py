@@ -131,10 +131,10 @@ def plan_resume(
         first, last, total = content_range
     else:
         length = response.headers.get("Content-Length")
-        total = int(length) if length is not None and length.isdigit() else expected_size
-        if total is None:
+        known = int(length) if length is not None and length.isdigit() else expected_size
+        if known is None:
             return NoResume("the full length is unknown")
-        first, last = 0, total - 1
+        first, last, total = 0, known - 1, known
     base = {k: v for k, v in headers.items() if k.lower() not in _RANGE_HEADERS}
     return Resumer(pool, timeout, later_urls, base, validator, first, last, total,
                    response.headers.get("Content-Encoding"))
