@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamBodyError
+from .resume import NoResume, Resumer
 from .upstream import discard
 
 __all__ = ["ClosingIterable", "ReproxyBody"]
@@ -54,20 +55,31 @@ class ClosingIterable:
             close_iterable(self._owner)
 
 
+class _Broken(Exception):
+    """The current target's body broke; maybe another replica can continue it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ReproxyBody:
     """Stream the target's bytes as sent, and make a broken body impossible to miss.
 
     :param expected_length: how many bytes the body must have (``Content-Length``, or the
         ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
     :param has_body: False for HEAD, 204 and 304: nothing is read.
+    :param resume: how to continue from the next replica should this body break, or why
+        that is impossible (see :mod:`wsgi_reproxy.resume`).
 
-    Fewer bytes than expected, more bytes than expected, or a read error raise
-    :class:`UpstreamBodyError` out of the iterator, so the server aborts the connection
-    instead of ending a short body as if it were whole (SPEC R6.4).
+    A read error or fewer bytes than expected first tries to resume; when that cannot be
+    proven right, or when more bytes than expected arrive, :class:`UpstreamBodyError` is
+    raised out of the iterator so the server aborts the connection instead of ending a
+    short body as if it were whole (SPEC R6.4).
     """
 
     __slots__ = ("_app_iterable", "_chunk_size", "_closed", "_complete", "_expected",
-                 "_has_body", "_response", "url")
+                 "_has_body", "_response", "_resume", "_sent", "url")
 
     def __init__(
         self,
@@ -78,6 +90,7 @@ class ReproxyBody:
         app_iterable: Iterable[bytes] | Any,
         expected_length: int | None,
         has_body: bool,
+        resume: Resumer | NoResume,
     ) -> None:
         self._response = response
         self.url = url
@@ -85,34 +98,57 @@ class ReproxyBody:
         self._app_iterable = app_iterable
         self._expected = expected_length
         self._has_body = has_body
+        self._resume = resume
         self._complete = not has_body
         self._closed = False
+        self._sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
         if not self._has_body:
             return
+        while True:
+            try:
+                yield from self._stream()
+            except _Broken as broken:
+                self._continue_elsewhere(broken.reason)
+                continue
+            self._complete = True
+            return
+
+    def _stream(self) -> Iterator[bytes]:
         read = self._response.read
         chunk_size = self._chunk_size
         expected = self._expected
-        sent = 0
         try:
             while chunk := read(chunk_size, decode_content=False):
-                sent += len(chunk)
-                if expected is not None and sent > expected:
-                    self._abort(f"more than the {expected} bytes expected", sent - len(chunk))
+                if expected is not None and self._sent + len(chunk) > expected:
+                    self._abort(f"more than the {expected} bytes expected")
+                self._sent += len(chunk)
                 yield chunk
         except (HTTPError, OSError) as error:
             if isinstance(error, UpstreamBodyError):
                 raise
-            self._abort(f"{type(error).__name__}: {error}", sent)
-        if expected is not None and sent != expected:
-            self._abort(f"ended after {sent} of {expected} bytes", sent)
-        self._complete = True
+            raise _Broken(f"{type(error).__name__}: {error}") from error
+        if expected is not None and self._sent != expected:
+            raise _Broken(f"ended after {self._sent} of {expected} bytes")
 
-    def _abort(self, reason: str, sent: int) -> None:
+    def _continue_elsewhere(self, reason: str) -> None:
+        """Swap in the next replica's response for the rest of the body, or abort."""
+        discard(self._response)
+        resume = self._resume
+        if isinstance(resume, NoResume):
+            self._abort(f"{reason}; cannot resume: {resume.reason}")
+        found = resume.resume(self._sent)
+        if found is None:
+            self._abort(f"{reason}; no other URL could prove the rest of the body")
+        log.warning("reproxied body from %r broke after %d bytes (%s); resuming from %r",
+                    self.url, self._sent, reason, found[0])
+        self.url, self._response, self._resume = found
+
+    def _abort(self, reason: str) -> NoReturn:
         log.error("reproxied body broke, aborting the response: %r: %s", self.url, reason)
         discard(self._response)
-        raise UpstreamBodyError(self.url, reason, sent=sent)
+        raise UpstreamBodyError(self.url, reason, sent=self._sent)
 
     def close(self) -> None:
         """Close the app's iterable once, then give the connection back or close it."""

@@ -36,8 +36,9 @@ from .headers import (
     strip_reproxy_headers,
     upstream_request_headers,
 )
+from .resume import NoResume, Resumer, plan_resume
 from .rules import RuleSet, compile_rules, ensure_collection, request_path
-from .upstream import NO_BODY_STATUSES, fetch_first, make_pool
+from .upstream import NO_BODY_STATUSES, Fetched, fetch_first, make_pool
 
 __all__ = [
     "CAPABILITY",
@@ -124,11 +125,14 @@ class ReproxyMiddleware:
     :param pool: a ``urllib3.PoolManager`` to share; by default the middleware owns one.
     :param chunk_size: the largest piece of body handed to the server at once.
     :param max_urls: how many URLs of one directive are considered.
+    :param resume: when a body breaks mid-stream, continue it from the next URL at the
+        exact byte where it stopped, if that replica proves it holds the same bytes.
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
     __slots__ = ("_forward", "_hosts", "_preserve", "allow", "app", "chunk_size", "deny",
-                 "forward", "max_urls", "pool", "preserve", "timeout", "upstream_hosts")
+                 "forward", "max_urls", "pool", "preserve", "resume", "timeout",
+                 "upstream_hosts")
 
     app: WSGIApp
     allow: RuleSet
@@ -140,6 +144,7 @@ class ReproxyMiddleware:
     pool: urllib3.PoolManager
     chunk_size: int
     max_urls: int
+    resume: bool
     _preserve: frozenset[str]
     _forward: tuple[tuple[str, str], ...]
     _hosts: HostPatterns | None
@@ -157,6 +162,7 @@ class ReproxyMiddleware:
         pool: urllib3.PoolManager | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_urls: int = DEFAULT_MAX_URLS,
+        resume: bool = True,
     ) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
@@ -178,6 +184,9 @@ class ReproxyMiddleware:
         set_(self, "timeout", timeout_option(timeout))
         set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
         set_(self, "max_urls", positive_int(max_urls, "max_urls"))
+        if not isinstance(resume, bool):
+            raise TypeError(f"resume must be True or False, not {resume!r}")
+        set_(self, "resume", resume)
         set_(self, "pool", pool if pool is not None else make_pool(self.timeout))
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
@@ -304,7 +313,8 @@ class _Exchange:
         self.environ[URL_ENVIRON_KEY] = fetched.url
         body = ReproxyBody(response, url=fetched.url, chunk_size=self.mw.chunk_size,
                            app_iterable=app_iterable, has_body=has_body,
-                           expected_length=_expected_length(response, has_body, directive))
+                           expected_length=_expected_length(response, has_body, directive),
+                           resume=self._plan_resume(fetched, request_headers, directive))
         try:
             self.start_response(_status_line(response.status, response.reason), headers)
         except BaseException:
@@ -312,6 +322,14 @@ class _Exchange:
             raise
         log.debug("reproxying %r: %d", fetched.url, response.status)
         return body
+
+    def _plan_resume(self, fetched: Fetched, request_headers: dict[str, str],
+                     directive: Directive) -> Resumer | NoResume:
+        if not self.mw.resume:
+            return NoResume("resume=False")
+        return plan_resume(fetched.response, later_urls=fetched.later_urls,
+                           headers=request_headers, pool=self.mw.pool,
+                           timeout=self.mw.timeout, expected_size=directive.expected_size)
 
     def _error(self, status: int, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
         phrase = HTTPStatus(status).phrase

@@ -49,6 +49,7 @@ class Fetched:
     url: str
     response: BaseHTTPResponse
     attempts: tuple[Attempt, ...]
+    later_urls: tuple[str, ...]
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -163,12 +164,12 @@ def fetch_first(
 ) -> Fetched:
     """Try each URL in order; return the first that answers with a usable status."""
     failures: list[Attempt] = []
-    for url in directive.urls:
+    for index, url in enumerate(directive.urls):
         try:
             response = _attempt(pool, url, method, headers, timeout, directive.expected_size)
         except UpstreamError as error:
             log.warning("reproxy attempt failed: %r: %s", url, error.reason)
             failures.append(error.attempt)
             continue
-        return Fetched(url, response, tuple(failures))
+        return Fetched(url, response, tuple(failures), directive.urls[index + 1:])
     raise AllUpstreamsFailed(failures)

@@ -1,0 +1,170 @@
+"""Mid-stream resume from the next replica (issue: never lose, leak or fake a byte).
+
+A first target sends part of a file and dies; the middleware must continue from the next
+URL at the exact byte, with ``Range`` + ``If-Range``, and accept only a 206 that proves to
+be the rest of the same representation.  Otherwise it aborts (SPEC R6.4).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from harness import call, reproxy_app
+from upstreams import FILES, LAST_MODIFIED, etag_for, respond, response_head
+from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
+
+DATA = FILES["1m.bin"]
+SIZE = len(DATA)
+ETAG = etag_for("1m.bin")
+
+
+def mw_for(app, **kwargs):
+    kwargs.setdefault("timeout", 2)
+    return ReproxyMiddleware(app, allow=["/r/"], preserve=["Content-Type"], **kwargs)
+
+
+def broken(upto, *, first=0, last=SIZE - 1, etag=ETAG, status="200 OK",
+           last_modified=None, extra=()):
+    """A target that announces bytes first..last of 1m.bin, sends up to ``upto``, and dies."""
+    headers = [("Content-Type", "application/octet-stream"),
+               ("Content-Length", str(last - first + 1)), *extra]
+    if etag is not None:
+        headers.append(("ETag", etag))
+    if last_modified is not None:
+        headers.append(("Last-Modified", last_modified))
+    if status.startswith("206"):
+        headers.append(("Content-Range", f"bytes {first}-{last}/{SIZE}"))
+    return respond(response_head(status, headers) + DATA[first:upto])
+
+
+def test_resume_continues_at_the_exact_byte(scripted, file_server, caplog):
+    """The rest comes from the next URL with Range: bytes=N- and the strong ETag."""
+    dying = scripted(broken(300_000))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw_for(app), "/r/f")
+    assert result.body == DATA
+    assert result.header("Content-Length") == str(SIZE)
+    [request] = file_server.requests
+    assert request.header("Range") == f"bytes=300000-{SIZE - 1}"
+    assert request.header("If-Range") == etag_for("1m.bin")
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "after 300000 bytes" in warning.getMessage()
+    assert "resuming" in warning.getMessage()
+
+
+def test_resume_shifts_the_clients_own_range(scripted, file_server):
+    """A client Range: the continuation asks for the rest of *that* range."""
+    dying = scripted(broken(1000 + 4321, first=1000, last=499_999, status="206 Partial Content"))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    result = call(mw_for(app), "/r/f", headers={"Range": "bytes=1000-499999"})
+    assert result.code == 206
+    assert result.body == DATA[1000:500_000]
+    assert result.header("Content-Range") == f"bytes 1000-499999/{SIZE}"
+    assert file_server.requests[0].header("Range") == "bytes=5321-499999"
+
+
+def test_resume_with_last_modified_as_validator(scripted, file_server):
+    """No ETag: Last-Modified is the validator in If-Range."""
+    dying = scripted(broken(70_000, etag=None, last_modified=LAST_MODIFIED))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    assert call(mw_for(app), "/r/f").body == DATA
+    assert file_server.requests[0].header("If-Range") == LAST_MODIFIED
+
+
+def test_resume_after_a_read_timeout(scripted, file_server):
+    """A stalled body is a break like any other."""
+    head = response_head("200 OK", [("Content-Type", "application/octet-stream"),
+                                    ("Content-Length", str(SIZE)), ("ETag", etag_for("1m.bin"))])
+
+    def stall(conn, server):
+        if server.read_request(conn):
+            conn.sendall(head + DATA[:50_000])
+            server.hold(conn)
+    slow = scripted(stall)
+    app = reproxy_app(slow.url("/f"), file_server.url("/files/1m.bin"))
+    assert call(mw_for(app, timeout=0.3), "/r/f").body == DATA
+
+
+def test_resume_chains_through_several_replicas(scripted, file_server):
+    first = scripted(broken(100_000))
+    second_head = response_head("206 Partial Content", [
+        ("Content-Type", "application/octet-stream"), ("ETag", etag_for("1m.bin")),
+        ("Content-Length", str(SIZE - 100_000)),
+        ("Content-Range", f"bytes 100000-{SIZE - 1}/{SIZE}")])
+    second = scripted(respond(second_head + DATA[100_000:400_000]))
+    app = reproxy_app(first.url("/a"), second.url("/b"), file_server.url("/files/1m.bin"))
+    assert call(mw_for(app), "/r/f").body == DATA
+    assert file_server.requests[0].header("Range") == f"bytes=400000-{SIZE - 1}"
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ({"etag": 'W/"weak"'}, "the ETag is weak"),
+    ({"etag": None}, "no ETag or Last-Modified"),
+])
+def test_no_strong_validator_aborts(scripted, file_server, target, why, caplog):
+    """Without a strong validator the continuation cannot be proven: abort, ask no one."""
+    dying = scripted(broken(10_000, **target))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with caplog.at_level(logging.ERROR, "wsgi_reproxy"), pytest.raises(UpstreamBodyError):
+        call(mw_for(app), "/r/f")
+    assert file_server.requests == []
+    assert any(why in r.getMessage() for r in caplog.records)
+
+
+def test_a_replica_with_other_bytes_answers_200_and_is_refused(scripted, file_server):
+    """If-Range with the first ETag: a replica of another version answers 200: refused."""
+    dying = scripted(broken(10_000, etag='"another-version"'))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with pytest.raises(UpstreamBodyError, match="no other URL could prove"):
+        call(mw_for(app), "/r/f")
+    assert [r.header("If-Range") for r in file_server.requests] == ['"another-version"']
+
+
+def test_a_different_total_is_refused(scripted, file_server):
+    """A 206 whose total differs is another file, even with the same validator."""
+    dying = scripted(broken(10_000, etag=etag_for("5m.bin")))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/5m.bin"))
+    with pytest.raises(UpstreamBodyError):
+        call(mw_for(app), "/r/f")
+    assert len(file_server.requests) == 1
+
+
+def test_no_url_left_aborts(scripted, file_server):
+    dying = scripted(broken(10_000))
+    app = reproxy_app(file_server.url("/status/500"), dying.url("/f"))
+    with pytest.raises(UpstreamBodyError, match="no URL left"):
+        call(mw_for(app), "/r/f")
+
+
+def test_resume_can_be_turned_off(scripted, file_server):
+    dying = scripted(broken(10_000))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with pytest.raises(UpstreamBodyError, match="resume=False"):
+        call(mw_for(app, resume=False), "/r/f")
+    assert file_server.requests == []
+
+
+def test_resume_of_a_chunked_body_uses_the_expected_size(scripted, file_server):
+    """Chunked: the full length is X-Reproxy-Expected-Size."""
+    head = response_head("200 OK", [("Content-Type", "application/octet-stream"),
+                                    ("Transfer-Encoding", "chunked"),
+                                    ("ETag", etag_for("1m.bin"))])
+    part = DATA[:20_000]
+    dying = scripted(respond(head + b"%x\r\n" % len(part) + part + b"\r\n"))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"),
+                      extra_headers=[("X-Reproxy-Expected-Size", str(SIZE))])
+    assert call(mw_for(app), "/r/f").body == DATA
+    # urllib3 may drop a partly read chunk with the error: the offset is what the client got
+    assert file_server.requests[0].header("Range").endswith(f"-{SIZE - 1}")
+    assert file_server.requests[0].header("If-Range") == etag_for("1m.bin")
+
+
+def test_gzip_continuation_must_keep_the_encoding(scripted, file_server):
+    """The continuation must have the first target's Content-Encoding."""
+    dying = scripted(broken(10_000, extra=[("Content-Encoding", "gzip")]))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with pytest.raises(UpstreamBodyError):
+        call(mw_for(app), "/r/f")
