@@ -603,3 +603,22 @@ def test_bodiless_answers_leave_a_reusable_connection(file_server, method, condi
         assert (result.code, result.body) == (200, FILES["small.txt"])
     assert file_server.connections == 1
     assert [r.method for r in file_server.requests] == [method, "GET"] * 2
+
+
+def test_can_reproxy_tells_the_app_what_the_middleware_will_do():
+    """R1.3, R3: can_reproxy is true exactly on enabled requests, whatever the client sent."""
+    from wsgi_reproxy import can_reproxy
+    seen = {}
+
+    def app(environ, start_response):
+        seen[environ["PATH_INFO"]] = can_reproxy(environ)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+    mw = mw_for(app)
+    spoof = {"X-Proxy-Capabilities": "reproxy-file"}
+    call(mw, "/r/x", headers=spoof)
+    call(mw, "/n/x", headers=spoof)
+    assert seen == {"/r/x": True, "/n/x": False}
+    assert can_reproxy({"HTTP_X_PROXY_CAPABILITIES": "gzip, reproxy-file"}) is True
+    assert can_reproxy({"HTTP_X_PROXY_CAPABILITIES": "reproxy-files"}) is False
+    assert can_reproxy({}) is False

@@ -116,7 +116,7 @@ class ReproxyBody:
             return
 
     def _stream(self) -> Iterator[bytes]:
-        read = self._response.read
+        read = self._response.read1
         chunk_size = self._chunk_size
         expected = self._expected
         try:

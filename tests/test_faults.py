@@ -1,0 +1,223 @@
+"""Every fault a target can commit, with its exact outcome, against real sockets.
+
+For each: what the client gets (the next URL, 502/504 before the response starts, resume or
+abort after it), and that the pool is healthy afterwards: a further request through the same
+middleware, hence the same pool, succeeds promptly.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+import time
+
+import pytest
+import trustme
+import urllib3
+
+from harness import call, reproxy_app
+from upstreams import (
+    FILES,
+    etag_for,
+    garbage_status,
+    huge_headers,
+    infinite_chunked,
+    long_body,
+    respond,
+    response_head,
+    stall_before_status,
+    stall_mid_body,
+    stall_mid_headers,
+)
+from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
+
+SMALL = FILES["small.txt"]
+
+
+def middleware(*urls, **kwargs):
+    kwargs.setdefault("timeout", 0.5)
+    extra = kwargs.pop("extra_headers", [])
+    app = reproxy_app(*urls, extra_headers=extra)
+    return ReproxyMiddleware(app, allow=["/r/"], preserve=["Content-Type"], **kwargs)
+
+
+def assert_pool_healthy(mw, file_server):
+    """The same middleware (and pool) serves a good URL at once after the fault."""
+    good = ReproxyMiddleware(reproxy_app(file_server.url("/files/small.txt")), allow=["/r/"],
+                             pool=mw.pool, timeout=2)
+    started = time.monotonic()
+    result = call(good, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert time.monotonic() - started < 1.5
+
+
+# -- before the response starts: next URL, or 502/504 when none is left ----------------------
+
+BEFORE_START = [
+    ("refused", None, "connection failed", 502),
+    ("dns", None, "connection failed", 502),
+    ("stall before status", stall_before_status, "timed out", 504),
+    ("stall mid headers", stall_mid_headers, "timed out", 504),
+    ("garbage status", garbage_status, "ProtocolError", 502),
+    ("garbage line", lambda: garbage_status(b"garbage\r\n\r\n"), "ProtocolError", 502),
+    ("huge header block", huge_headers, "ProtocolError", 502),
+    ("huge header line", lambda: huge_headers(100_000, single_line=True), "ProtocolError", 502),
+    ("empty reply", lambda: respond(b""), "ProtocolError", 502),
+]
+
+
+def _fault_url(kind, handler, scripted, refused_url):
+    if kind == "refused":
+        return refused_url
+    if kind == "dns":
+        return "http://store-1.invalid/f"
+    return scripted(handler()).url("/f")
+
+
+@pytest.mark.parametrize(("kind", "handler", "reason", "status"), BEFORE_START,
+                         ids=[case[0] for case in BEFORE_START])
+def test_fault_before_start_fails_over(kind, handler, reason, status, scripted, refused_url,
+                                       file_server, caplog):
+    """R5.3: the faulty URL fails and the next one serves, byte-exact."""
+    url = _fault_url(kind, handler, scripted, refused_url)
+    mw = middleware(url, file_server.url("/files/small.txt"))
+    result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any(reason in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert_pool_healthy(mw, file_server)
+
+
+@pytest.mark.parametrize(("kind", "handler", "reason", "status"), BEFORE_START,
+                         ids=[case[0] for case in BEFORE_START])
+def test_fault_before_start_alone_answers_502_or_504(kind, handler, reason, status, scripted,
+                                                    refused_url, file_server):
+    """R5.4: 504 only when every failure was a timeout, else 502; no URL in the body."""
+    url = _fault_url(kind, handler, scripted, refused_url)
+    mw = middleware(url, url)
+    result = call(mw, "/r/f")
+    assert result.code == status
+    assert b"127.0.0.1" not in result.body
+    assert b"invalid" not in result.body
+    assert_pool_healthy(mw, file_server)
+
+
+def test_target_answering_with_its_own_directive_is_not_followed(scripted, file_server):
+    """R6.2: a target's X-Reproxy-Url is neither followed nor leaked (no loops)."""
+    raw = response_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
+                                   ("X-Reproxy-Url", file_server.url("/files/1m.bin"))]) + b"ok"
+    target = scripted(respond(raw))
+    result = call(middleware(target.url("/f")), "/r/f")
+    assert (result.code, result.body) == (200, b"ok")
+    assert "x-reproxy-url" not in result.names()
+    assert file_server.requests == []
+
+
+# -- after the response started: resume when provable, else abort ----------------------------
+
+AFTER_START = [
+    ("stall mid body", lambda: stall_mid_body(1000, 100)),
+    ("close mid body", lambda: respond(response_head("200 OK", [
+        ("Content-Type", "text/plain"), ("Content-Length", "1000")]) + b"x" * 100)),
+]
+
+
+@pytest.mark.parametrize(("kind", "handler"), AFTER_START, ids=[c[0] for c in AFTER_START])
+def test_fault_mid_body_without_another_url_aborts(kind, handler, scripted, file_server,
+                                                   caplog):
+    """R6.4: the body never looks complete: the iterator raises, logged at ERROR."""
+    mw = middleware(scripted(handler()).url("/f"))
+    with pytest.raises(UpstreamBodyError) as raised:
+        call(mw, "/r/f")
+    assert raised.value.sent == 100
+    assert [r.levelname for r in caplog.records].count("ERROR") == 1
+    assert_pool_healthy(mw, file_server)
+
+
+def test_fewer_bytes_than_content_length_resume_from_the_next_replica(scripted, file_server):
+    """Fewer bytes than Content-Length, with a replica that proves the rest: resumed."""
+    data = FILES["1m.bin"]
+    head = response_head("200 OK", [("Content-Type", "a/b"), ("ETag", etag_for("1m.bin")),
+                                    ("Content-Length", str(len(data)))])
+    dying = scripted(respond(head + data[:12345]))
+    mw = middleware(dying.url("/f"), file_server.url("/files/1m.bin"))
+    assert call(mw, "/r/f").body == data
+    assert_pool_healthy(mw, file_server)
+
+
+def test_more_bytes_than_content_length(scripted, file_server):
+    """Extra bytes after Content-Length are never sent, and never parsed as the next
+    response on a reused connection."""
+    target = scripted(long_body(5, b"hello, and then some garbage", keep_open=True))
+    mw = middleware(target.url("/f"))
+    for _ in range(3):
+        result = call(mw, "/r/f")
+        assert (result.code, result.body) == (200, b"hello")
+    assert_pool_healthy(mw, file_server)
+
+
+def test_infinite_chunked_body_is_cut_at_the_expected_size(scripted, file_server):
+    """An endless chunked body against X-Reproxy-Expected-Size aborts, it never streams on."""
+    target = scripted(infinite_chunked(8192))
+    mw = middleware(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", "100000")])
+    with pytest.raises(UpstreamBodyError, match="more than the 100000 bytes"):
+        call(mw, "/r/f")
+    assert_pool_healthy(mw, file_server)
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(tls_ca):
+    """An HTTPS file server on 127.0.0.1 with a certificate from a private CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(SMALL)))
+            self.end_headers()
+            self.wfile.write(SMALL)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/f"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_tls_failure_fails_over(tls_server, file_server, caplog):
+    """R5.3: a certificate the pool does not trust fails that URL."""
+    mw = middleware(tls_server, file_server.url("/files/small.txt"))
+    result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("SSLError" in r.getMessage() for r in caplog.records)
+    assert_pool_healthy(mw, file_server)
+
+
+def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca):
+    with tls_ca.cert_pem.tempfile() as ca_file:
+        pool = urllib3.PoolManager(ca_certs=ca_file, retries=False)
+        try:
+            result = call(middleware(tls_server, pool=pool), "/r/f")
+        finally:
+            pool.clear()
+    assert (result.code, result.body) == (200, SMALL)
