@@ -37,6 +37,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -328,6 +329,19 @@ class FileServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed: what clients still hold open."""
+        with self._lock:
+            return len(self._open)
+
+    def wait_open_connections(self, at_most: int, timeout: float = 5.0) -> int:
+        """Wait until no more than ``at_most`` connections are open; return the count."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections > at_most and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.open_connections
 
     # Called from the server's threads.
 

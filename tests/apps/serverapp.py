@@ -1,0 +1,64 @@
+"""The WSGI app that real servers (gunicorn, uWSGI, waitress) load in the tests.
+
+Configured from the environment, because it runs in another process:
+
+``RP_REPLICAS``   space-separated base URLs of storage replicas (FileServer instances)
+``RP_POOL_SIZE``  maxsize of the middleware's PoolManager (block=True), default 2
+
+Routes: ``/r/<name>`` reproxies ``<replica>/files/<name>`` for every replica in order;
+``/n/<name>`` is not enabled (the app answers itself); ``/stats`` reports how many app
+iterables were created and closed, so a test can assert "closed exactly once" across the
+process boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import urllib3
+
+from wsgi_reproxy import ReproxyMiddleware, can_reproxy, reproxy_headers
+
+_lock = threading.Lock()
+_stats = {"calls": 0, "closed": 0}
+
+
+class _Counted:
+    def __init__(self, chunks):
+        self._chunks = chunks
+        with _lock:
+            _stats["calls"] += 1
+
+    def __iter__(self):
+        return iter(self._chunks)
+
+    def close(self):
+        with _lock:
+            _stats["closed"] += 1
+
+
+def backend(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/stats":
+        with _lock:
+            body = json.dumps(_stats).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    name = path.rpartition("/")[2]
+    if path.startswith("/r/") and can_reproxy(environ):
+        replicas = os.environ["RP_REPLICAS"].split()
+        headers = reproxy_headers(*(f"{base}/files/{name}" for base in replicas))
+        start_response("200 OK", [("Content-Type", "application/x-app"), *headers])
+        return _Counted([b"IGNORED"])
+    body = f"plain {name}\n".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return _Counted([body])
+
+
+pool = urllib3.PoolManager(maxsize=int(os.environ.get("RP_POOL_SIZE", "2")), block=True,
+                           retries=False)
+application = ReproxyMiddleware(backend, allow=["/r/"], preserve=["Content-Type"], pool=pool,
+                                timeout=urllib3.Timeout(connect=2, read=5))

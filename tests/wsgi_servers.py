@@ -1,0 +1,102 @@
+"""Real WSGI servers as subprocesses on 127.0.0.1, serving tests/apps/serverapp.py.
+
+``ServerProcess(kind)`` starts gunicorn (sync, gthread, gevent), waitress or uWSGI with the
+same app, waits until it answers, and stops it (SIGTERM, then SIGKILL) at exit.  Its output
+goes to a log file that is printed when a test fails, so a crash in the server is visible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import urllib3
+
+APPS = Path(__file__).parent / "apps"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def command(kind: str, port: int, threads: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if kind.startswith("gunicorn-"):
+        worker = kind.removeprefix("gunicorn-")
+        return [sys.executable, "-m", "gunicorn", "-b", bind, "-w", "1", "-k", worker,
+                "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "1",
+                "--chdir", str(APPS), "serverapp:application"]
+    if kind == "waitress":
+        return [sys.executable, "-m", "waitress", f"--listen={bind}", f"--threads={threads}",
+                "serverapp:application"]
+    if kind == "uwsgi":
+        return [uwsgi_binary(), "--http-socket", bind, "--master", "--processes", "1",
+                "--threads", str(threads), "--chdir", str(APPS), "--module",
+                "serverapp:application", "--die-on-term", "--need-app", "--disable-logging",
+                "--wsgi-disable-file-wrapper"]
+    raise ValueError(kind)
+
+
+def uwsgi_binary() -> str:
+    return shutil.which("uwsgi") or str(Path(sys.executable).parent / "uwsgi")
+
+
+class ServerProcess:
+    def __init__(self, kind: str, env: dict[str, str], threads: int = 4) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix=f"{kind}-", suffix=".log", delete=False)
+        environ = {**os.environ, **env,
+                   "PYTHONPATH": os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(command(kind, self.port, threads), env=environ,
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        with urllib3.PoolManager(retries=False) as pool:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.kind} exited early:\n{self.output()}")
+                try:
+                    response = pool.request("GET", self.base + "/stats", timeout=1.0)
+                except urllib3.exceptions.HTTPError:
+                    time.sleep(0.1)
+                    continue
+                if response.status == 200:
+                    return
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not answer within {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        Path(self._log.name).unlink(missing_ok=True)
