@@ -95,7 +95,8 @@ def merge_preserved(
 ) -> Headers:
     """Replace the target's values of each preserved name with the app's (SPEC R6.2).
 
-    Names are compared case-insensitively; every app value is kept (multi-valued headers).
+    Names are compared case-insensitively; every app value is kept (multi-valued headers),
+    except one with control characters, which could split the response (CWE-113).
     The app's values take the place of the target's first value of that name, or are
     appended when the target had none -- except on 204 and 304, where nothing is added
     (a 304 carries no Content-Type, RFC 9110 §15.4.5).
@@ -106,7 +107,9 @@ def merge_preserved(
     for name, value in app:
         lowered = name.lower()
         if lowered in preserve:
-            from_app.setdefault(lowered, []).append((name, value))
+            cleaned = _clean_value(value)
+            if cleaned is not None:
+                from_app.setdefault(lowered, []).append((name, cleaned))
     if not from_app:
         return target
     merged: Headers = []
