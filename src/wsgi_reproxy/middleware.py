@@ -26,6 +26,7 @@ from .body import ClosingIterable, ReproxyBody, close_iterable
 from .config import header_names, positive_int, timeout_option
 from .directive import Directive, HostPatterns, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
+from .guard import is_guarded
 from .headers import (
     FRAMING,
     HOP_BY_HOP,
@@ -127,11 +128,14 @@ class ReproxyMiddleware:
     :param max_urls: how many URLs of one directive are considered.
     :param resume: when a body breaks mid-stream, continue it from the next URL at the
         exact byte where it stopped, if that replica proves it holds the same bytes.
+    :param refuse_local: refuse targets that resolve to loopback, link-local or unspecified
+        addresses (checked on each new connection, so DNS cannot sneak them in) unless
+        ``upstream_hosts`` names the address itself.
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
     __slots__ = ("_forward", "_hosts", "_preserve", "allow", "app", "chunk_size", "deny",
-                 "forward", "max_urls", "pool", "preserve", "resume", "timeout",
+                 "forward", "max_urls", "pool", "preserve", "refuse_local", "resume", "timeout",
                  "upstream_hosts")
 
     app: WSGIApp
@@ -145,6 +149,7 @@ class ReproxyMiddleware:
     chunk_size: int
     max_urls: int
     resume: bool
+    refuse_local: bool
     _preserve: frozenset[str]
     _forward: tuple[tuple[str, str], ...]
     _hosts: HostPatterns | None
@@ -163,11 +168,15 @@ class ReproxyMiddleware:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_urls: int = DEFAULT_MAX_URLS,
         resume: bool = True,
+        refuse_local: bool = False,
     ) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
         if pool is not None and not isinstance(pool, urllib3.PoolManager):
             raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
+        if refuse_local and pool is not None and not is_guarded(pool):
+            raise ValueError("refuse_local=True checks addresses in the middleware's own pool: "
+                             "pass pool=None, or a pool made by wsgi_reproxy.guard.guarded_pool")
         hosts = None if upstream_hosts is None else HostPatterns(
             ensure_collection(upstream_hosts, "upstream_hosts"))
         set_ = object.__setattr__
@@ -184,10 +193,13 @@ class ReproxyMiddleware:
         set_(self, "timeout", timeout_option(timeout))
         set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
         set_(self, "max_urls", positive_int(max_urls, "max_urls"))
-        if not isinstance(resume, bool):
-            raise TypeError(f"resume must be True or False, not {resume!r}")
+        for option, flag in (("resume", resume), ("refuse_local", refuse_local)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{option} must be True or False, not {flag!r}")
         set_(self, "resume", resume)
-        set_(self, "pool", pool if pool is not None else make_pool(self.timeout))
+        set_(self, "refuse_local", refuse_local)
+        set_(self, "pool", pool if pool is not None else make_pool(
+            self.timeout, refuse_local=refuse_local, allowed=hosts))
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
         set_(self, "_hosts", hosts)

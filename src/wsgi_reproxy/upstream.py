@@ -13,6 +13,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
@@ -23,8 +24,9 @@ from urllib3.exceptions import (
 )
 from urllib3.response import BaseHTTPResponse
 
-from .directive import Directive
+from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
+from .guard import guarded_pool
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
 
@@ -36,10 +38,17 @@ _SUCCESS_OTHER = frozenset({304, 416})
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
-def make_pool(timeout: urllib3.Timeout, maxsize: int = 32) -> urllib3.PoolManager:
+def make_pool(
+    timeout: urllib3.Timeout, *, refuse_local: bool = False, allowed: HostPatterns | None = None,
+    maxsize: int = 32,
+) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, and room for a gthread worker's threads."""
-    return urllib3.PoolManager(num_pools=64, maxsize=maxsize, retries=False, timeout=timeout)
+    options: dict[str, Any] = {"num_pools": 64, "maxsize": maxsize, "retries": False,
+                               "timeout": timeout}
+    if refuse_local:
+        return guarded_pool(allowed, **options)
+    return urllib3.PoolManager(**options)
 
 
 @dataclass(frozen=True, slots=True)

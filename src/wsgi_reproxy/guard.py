@@ -1,0 +1,80 @@
+"""Refusing loopback and link-local targets at connect time (SSRF).
+
+An app that builds ``X-Reproxy-Url`` from user input can be tricked into fetching
+``http://127.0.0.1:6379/`` or the cloud metadata service at ``169.254.169.254``.
+``upstream_hosts`` checks the host *name*; a name can still resolve to a local address
+(or be re-pointed there after validation: DNS rebinding).  So with ``refuse_local=True``
+the middleware's own pool checks the address each new connection actually reached, before
+a byte of the request is sent, and refuses loopback, link-local and unspecified addresses
+unless ``upstream_hosts`` names that address explicitly (``"127.0.0.1:8080"``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+from .directive import HostPatterns
+
+__all__ = ["guarded_pool", "is_guarded", "is_local_address"]
+
+
+def is_local_address(address: str) -> bool:
+    """Loopback (127/8, ::1), link-local (169.254/16, fe80::/10) or unspecified (0.0.0.0)."""
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified
+
+
+class _RefuseLocal:
+    """Mixin for urllib3 connections: check the peer address right after connect()."""
+
+    allowed: HostPatterns | None = None
+    scheme = "http"
+    host: str
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        address, port = sock.getpeername()[:2]
+        allowed = self.allowed is not None and self.allowed.allows(address, port, self.scheme)
+        if is_local_address(address) and not allowed:
+            sock.close()
+            raise NewConnectionError(
+                self,  # type: ignore[arg-type]  # always mixed into an HTTPConnection
+                f"refused: {self.host!r} is the local address {address} "
+                      f"(refuse_local=True; name it in upstream_hosts to allow it)")
+        return sock
+
+
+def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolManager:
+    """A PoolManager whose connections refuse local addresses not in ``allowed``."""
+
+    class GuardedHTTPConnection(_RefuseLocal, HTTPConnection):
+        pass
+
+    class GuardedHTTPSConnection(_RefuseLocal, HTTPSConnection):
+        scheme = "https"
+
+    class GuardedHTTPConnectionPool(HTTPConnectionPool):
+        ConnectionCls = GuardedHTTPConnection
+
+    class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = GuardedHTTPSConnection
+
+    GuardedHTTPConnection.allowed = GuardedHTTPSConnection.allowed = allowed
+    pool = urllib3.PoolManager(**pool_kw)
+    pool.pool_classes_by_scheme = {"http": GuardedHTTPConnectionPool,
+                                   "https": GuardedHTTPSConnectionPool}
+    return pool
+
+
+def is_guarded(pool: urllib3.PoolManager) -> bool:
+    return all(issubclass(getattr(cls, "ConnectionCls", object), _RefuseLocal)
+               for cls in pool.pool_classes_by_scheme.values())
