@@ -70,3 +70,4 @@ class BackendApp:
             ("Content-Disposition", f'{disposition}; filename="{stored.name}"'),
             *reproxy_headers(*self.locate(stored.name)),  # the stray one: must not leak
         ])
+        return [] if head else [stored.data]

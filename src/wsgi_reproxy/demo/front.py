@@ -20,7 +20,6 @@ ExcInfo: TypeAlias = (
 )
 
 
-
 class AccessLog:
     """Log one line per request once its body is done, naming the URL that served it.
 
