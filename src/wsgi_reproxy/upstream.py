@@ -40,12 +40,12 @@ NO_BODY_STATUSES = frozenset({204, 304})
 
 def make_pool(
     timeout: urllib3.Timeout, *, refuse_local: bool = False, allowed: HostPatterns | None = None,
-    maxsize: int = 32,
+    maxsize: int = 32, block: bool = False,
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, and room for a gthread worker's threads."""
-    options: dict[str, Any] = {"num_pools": 64, "maxsize": maxsize, "retries": False,
-                               "timeout": timeout}
+    options: dict[str, Any] = {"num_pools": 64, "maxsize": maxsize, "block": block,
+                               "retries": False, "timeout": timeout}
     if refuse_local:
         return guarded_pool(allowed, **options)
     return urllib3.PoolManager(**options)

@@ -1,0 +1,141 @@
+"""PasteDeploy: ``use = egg:wsgi-reproxy`` in a ``[filter:...]`` section (SPEC R1.4).
+
+Every constructor option can be given as a string::
+
+    [filter:reproxy]
+    use = egg:wsgi-reproxy
+    allow = /downloads /media/*.iso re:^/v[0-9]+/blobs/
+    deny = /downloads/private
+    preserve = Content-Type Content-Disposition
+    upstream_hosts = store-*.internal 10.1.2.3:8080
+    timeout = connect=2 read=60
+    chunk_size = 256K
+    max_urls = 4
+    resume = true
+    refuse_local = false
+    pool_maxsize = 32
+
+Lists are whitespace-separated.  A rule written ``re:PATTERN`` is a regex; one written
+``call:package.module:function`` is a callable rule imported by name.  ``timeout`` is a
+number of seconds or ``connect=N read=N``.  ``pool_maxsize`` and ``pool_block`` build the
+middleware's own pool.  A bad value raises ValueError naming the option, when the ini file
+is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3
+
+from .middleware import ReproxyMiddleware, WSGIApp
+
+__all__ = ["filter_app_factory", "options_from_strings"]
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_SIZE = re.compile(r"([0-9]+)\s*([kKmM]?)(?:i?[bB])?")
+
+
+def _boolean(value: str, option: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE or lowered in _FALSE:
+        return lowered in _TRUE
+    raise ValueError(f"{option} = {value!r}: expected true or false")
+
+
+def _size(value: str, option: str) -> int:
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{option} = {value!r}: expected a number of bytes such as 65536 or 64K")
+    factor = {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+def _integer(value: str, option: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError(f"{option} = {value!r}: expected an integer") from None
+
+
+def _timeout(value: str) -> float | urllib3.Timeout:
+    parts = dict(part.partition("=")[::2] for part in value.split())
+    try:
+        if len(parts) == 1 and "" in parts.values() and value.strip() in parts:
+            return float(value)
+        unknown = set(parts) - {"connect", "read"}
+        if unknown or not parts:
+            raise ValueError
+        # A side left out keeps its default: urllib3 would otherwise wait forever on it.
+        seconds = {"connect": 5.0, "read": 30.0}
+        seconds.update((name, float(value)) for name, value in parts.items())
+        return urllib3.Timeout(**seconds)
+    except ValueError:
+        raise ValueError(f"timeout = {value!r}: expected seconds (30) or 'connect=5 read=30'"
+                         ) from None
+
+
+def _rule(token: str, option: str) -> object:
+    if token.startswith("re:"):
+        try:
+            return re.compile(token[3:])
+        except re.error as error:
+            raise ValueError(f"{option}: bad regex {token!r}: {error}") from None
+    if token.startswith("call:"):
+        module_name, _, attribute = token[5:].partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ValueError(f"{option}: cannot import {token!r}: {error}") from None
+    return token
+
+
+def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ini-file strings into ReproxyMiddleware keyword arguments."""
+    options: dict[str, Any] = {}
+    pool_kw: dict[str, Any] = {}
+    for option, value in conf.items():
+        if option in ("allow", "deny"):
+            options[option] = [_rule(token, option) for token in value.split()]
+        elif option in ("preserve", "forward", "upstream_hosts"):
+            options[option] = value.split()
+        elif option == "timeout":
+            options[option] = _timeout(value)
+        elif option == "chunk_size":
+            options[option] = _size(value, option)
+        elif option == "max_urls":
+            options[option] = _integer(value, option)
+        elif option in ("resume", "refuse_local"):
+            options[option] = _boolean(value, option)
+        elif option == "pool_maxsize":
+            pool_kw["maxsize"] = _integer(value, option)
+        elif option == "pool_block":
+            pool_kw["block"] = _boolean(value, option)
+        else:
+            raise ValueError(f"unknown wsgi-reproxy option {option!r}")
+    if pool_kw:
+        options["pool"] = _pool(options, pool_kw)
+    return options
+
+
+def _pool(options: Mapping[str, Any], pool_kw: dict[str, Any]) -> urllib3.PoolManager:
+    from .directive import HostPatterns
+    from .upstream import make_pool
+
+    timeout = options.get("timeout", urllib3.Timeout(connect=5.0, read=30.0))
+    if not isinstance(timeout, urllib3.Timeout):
+        timeout = urllib3.Timeout(connect=timeout, read=timeout)
+    hosts = options.get("upstream_hosts")
+    return make_pool(timeout, refuse_local=options.get("refuse_local", False),
+                     allowed=None if hosts is None else HostPatterns(hosts), **pool_kw)
+
+
+def filter_app_factory(app: WSGIApp, global_conf: Mapping[str, str],
+                       **local_conf: str) -> ReproxyMiddleware:
+    """``paste.filter_app_factory`` entry point ``main``: wrap ``app`` with the options of
+    the ``[filter:...]`` section (``global_conf`` is not used: options are per filter)."""
+    return ReproxyMiddleware(app, **options_from_strings(local_conf))

@@ -1,0 +1,126 @@
+"""PasteDeploy (SPEC R1.4): ``use = egg:wsgi-reproxy`` in a real ini file, every option as
+a string, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+import urllib3
+from harness import BackendApp, call
+from paste.deploy import loadapp
+from upstreams import FILES
+
+from wsgi_reproxy import ReproxyMiddleware
+from wsgi_reproxy.paste import options_from_strings
+
+BACKEND = BackendApp()
+
+
+def make_backend(global_conf, **local_conf):
+    """app factory the ini files below load with ``use = call:test_paste:make_backend``."""
+    return BACKEND
+
+
+def is_iso_host(environ):
+    return environ.get("HTTP_HOST") == "isos.example"
+
+
+def load(tmp_path, filter_options):
+    ini = tmp_path / "app.ini"
+    ini.write_text(textwrap.dedent("""
+        [pipeline:main]
+        pipeline = reproxy backend
+
+        [app:backend]
+        use = call:test_paste:make_backend
+
+        [filter:reproxy]
+        use = egg:wsgi-reproxy
+    """) + filter_options)
+    return loadapp(f"config:{ini}")
+
+
+def test_ini_file_builds_the_middleware(tmp_path, file_server):
+    """R1.4: the documented example works, and requests are reproxied through it."""
+    mw = load(tmp_path, textwrap.dedent(f"""
+        allow = /downloads /media/*.iso re:^/v[0-9]+/blobs/ call:test_paste:is_iso_host
+        deny = /downloads/private
+        preserve = Content-Type Content-Disposition
+        upstream_hosts = store-*.internal 127.0.0.1:{file_server.port}
+        forward = Range If-Range
+        timeout = connect=2 read=60
+        chunk_size = 256K
+        max_urls = 4
+        resume = false
+        refuse_local = no
+        pool_maxsize = 8
+        pool_block = true
+    """))
+    assert isinstance(mw, ReproxyMiddleware)
+    assert mw.allow.rules[:2] == ("/downloads", "/media/*.iso")
+    assert mw.allow.rules[2].pattern == "^/v[0-9]+/blobs/"
+    assert mw.allow.rules[3] is is_iso_host
+    assert mw.preserve == ("Content-Type", "Content-Disposition")
+    assert mw.forward == ("Range", "If-Range")
+    assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (2.0, 60.0)
+    assert (mw.chunk_size, mw.max_urls, mw.resume) == (256 * 1024, 4, False)
+    assert mw.pool.connection_pool_kw["maxsize"] == 8
+    assert mw.pool.connection_pool_kw["block"] is True
+    BACKEND.headers = [("Content-Type", "application/x-iso"),
+                       ("X-Reproxy-Url", file_server.url("/files/small.txt"))]
+    result = call(mw, "/media/x.iso")
+    assert result.body == FILES["small.txt"]
+    assert result.header("Content-Type") == "application/x-iso"
+    assert call(mw, "/downloads/private/x").body == b"IGNORED"
+    mw.pool.clear()
+
+
+def test_minimal_ini(tmp_path):
+    mw = load(tmp_path, "allow = /downloads\n")
+    assert mw.allow.rules == ("/downloads",)
+    assert mw.upstream_hosts is None
+    mw.pool.clear()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timeout": "soon"}, "timeout = 'soon'"),
+    ({"timeout": "connect=1 write=2"}, "timeout"),
+    ({"chunk_size": "big"}, "chunk_size = 'big'"),
+    ({"chunk_size": "0"}, "chunk_size must be positive"),
+    ({"max_urls": "eight"}, "max_urls = 'eight'"),
+    ({"resume": "maybe"}, "resume = 'maybe'"),
+    ({"allow": "re:(unclosed"}, "bad regex"),
+    ({"allow": "call:no.such.module:rule"}, "cannot import"),
+    ({"preserve": "Content-Length"}, "preserve may not name"),
+    ({"upstream_hosts": "h:port"}, "upstream_hosts"),
+    ({"colour": "blue"}, "unknown wsgi-reproxy option 'colour'"),
+])
+def test_bad_values_raise_with_the_option_named(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ReproxyMiddleware(BackendApp(), **options_from_strings(options))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("30", 30.0), (" 2.5 ", 2.5), ("connect=1", (1.0, 30.0)), ("read=9 connect=1", (1.0, 9.0)),
+])
+def test_timeout_strings(value, expected):
+    timeout = options_from_strings({"timeout": value})["timeout"]
+    if isinstance(expected, float):
+        assert timeout == expected
+    else:
+        assert isinstance(timeout, urllib3.Timeout)
+        assert (timeout.connect_timeout, timeout.read_timeout) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("65536", 65536), ("64K", 65536), ("64k", 65536), ("1M", 1048576), ("1MiB", 1048576),
+    ("2 KB", 2048),
+])
+def test_size_strings(value, expected):
+    assert options_from_strings({"chunk_size": value})["chunk_size"] == expected
+
+
+def test_empty_upstream_hosts_allows_nothing():
+    assert options_from_strings({"upstream_hosts": ""})["upstream_hosts"] == []
