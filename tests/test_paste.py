@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 import urllib3
-from harness import BackendApp, call
 from paste.deploy import loadapp
-from upstreams import FILES
 
+from harness import BackendApp, call
+from upstreams import FILES
 from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.paste import options_from_strings
 
