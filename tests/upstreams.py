@@ -76,6 +76,7 @@ FILES: dict[str, bytes] = {
     "small.txt": b"hello world\n",
     "1m.bin": random.Random(1).randbytes(1024 * 1024),
     "5m.bin": random.Random(5).randbytes(5 * 1024 * 1024),
+    "50m.bin": random.Random(50).randbytes(50 * 1024 * 1024),  # the real-server tests
     "empty.bin": b"",
 }
 

@@ -41,8 +41,7 @@ def command(kind: str, port: int, threads: int) -> list[str]:
     if kind == "uwsgi":
         return [uwsgi_binary(), "--http-socket", bind, "--master", "--processes", "1",
                 "--threads", str(threads), "--chdir", str(APPS), "--module",
-                "serverapp:application", "--die-on-term", "--need-app", "--disable-logging",
-                "--wsgi-disable-file-wrapper"]
+                "serverapp:application", "--die-on-term", "--need-app", "--disable-logging"]
     raise ValueError(kind)
 
 

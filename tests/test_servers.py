@@ -1,0 +1,122 @@
+"""The middleware under real WSGI servers, as subprocesses on 127.0.0.1.
+
+For gunicorn (sync, gthread, gevent workers), uWSGI (``--http-socket``, threads) and
+waitress: a reproxied 50 MiB body arrives byte-exact, HEAD and Range work, failover works
+(every request here first meets a dead replica and a replica answering 404), and a client
+that hangs up mid-body leaves the server serving, with the app's iterable closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from upstreams import FILES, FileServer, closed_port_url
+from wsgi_servers import ServerProcess, uwsgi_binary
+
+pytestmark = pytest.mark.slow
+
+BIG = FILES["50m.bin"]
+KINDS = ["gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "uwsgi", "waitress"]
+
+
+def _available(kind):
+    if kind == "uwsgi":
+        return shutil.which("uwsgi") is not None or Path(uwsgi_binary()).exists()
+    return True
+
+
+@pytest.fixture(scope="module")
+def storage():
+    with FileServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def server(request, storage):
+    if not _available(request.param):
+        pytest.fail(f"{request.param} is not installed: pip install -e '.[test]'")
+    dead = closed_port_url("").rstrip("/")
+    replicas = f"{dead} {storage.base}/missing {storage.base}"
+    with ServerProcess(request.param, {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4"},
+                       threads=4) as process:
+        yield process
+
+
+@pytest.fixture
+def client():
+    with urllib3.PoolManager(retries=False, timeout=30) as pool:
+        yield pool
+
+
+def test_50_mib_body_is_byte_exact(server, storage, client):
+    response = client.request("GET", server.base + "/r/50m.bin", preload_content=False)
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in response.stream(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    response.release_conn()
+    assert response.status == 200
+    assert response.headers["Content-Length"] == str(len(BIG))
+    assert response.headers["Content-Type"] == "application/x-app"
+    assert "X-Reproxy-Url" not in response.headers
+    assert size == len(BIG)
+    assert digest.hexdigest() == hashlib.sha256(BIG).hexdigest()
+    paths = [r.path for r in storage.requests[-2:]]
+    assert paths == ["/missing/files/50m.bin", "/files/50m.bin"], server.output()
+
+
+def test_head_and_range(server, client):
+    head = client.request("HEAD", server.base + "/r/50m.bin")
+    assert head.status == 200
+    assert head.headers["Content-Length"] == str(len(BIG))
+    assert head.data == b""
+    ranged = client.request("GET", server.base + "/r/50m.bin",
+                            headers={"Range": "bytes=1000000-1999999"})
+    assert ranged.status == 206
+    assert ranged.headers["Content-Range"] == f"bytes 1000000-1999999/{len(BIG)}"
+    assert ranged.data == BIG[1_000_000:2_000_000]
+
+
+def test_not_enabled_path_passes_through(server, client):
+    response = client.request("GET", server.base + "/n/thing")
+    assert (response.status, response.data) == (200, b"plain thing\n")
+
+
+def _hang_up_mid_body(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(b"GET /r/50m.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = 0
+        while received < 1_000_000:
+            data = sock.recv(65536)
+            assert data, "server closed before sending 1 MB"
+            received += len(data)
+    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def test_hang_up_mid_body_leaves_the_server_serving(server, client):
+    before = json.loads(client.request("GET", server.base + "/stats").data)
+    for _ in range(3):
+        _hang_up_mid_body(server.port)
+    response = client.request("GET", server.base + "/r/1m.bin")
+    assert (response.status, response.data) == (200, FILES["1m.bin"])
+    deadline = time.monotonic() + 15
+    while True:
+        stats = json.loads(client.request("GET", server.base + "/stats").data)
+        if stats["closed"] == stats["calls"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert stats["calls"] - before["calls"] == 4
+    assert stats["closed"] == stats["calls"], server.output()
