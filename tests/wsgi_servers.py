@@ -39,7 +39,7 @@ def command(kind: str, port: int, threads: int) -> list[str]:
         return [sys.executable, "-m", "waitress", f"--listen={bind}", f"--threads={threads}",
                 "serverapp:application"]
     if kind == "uwsgi":
-        return [uwsgi_binary(), "--http-socket", bind, "--master", "--processes", "1",
+        return [uwsgi_binary(), "--http11-socket", bind, "--master", "--processes", "1",
                 "--threads", str(threads), "--chdir", str(APPS), "--module",
                 "serverapp:application", "--die-on-term", "--need-app", "--disable-logging"]
     raise ValueError(kind)
