@@ -39,11 +39,16 @@ class Result:
         return [k.lower() for k, _ in self.headers]
 
 
-def make_environ(path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def make_environ(
+    path: str = "/", method: str = "GET", headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
     path, _, query = path.partition("?")
-    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path,
-                               "QUERY_STRING": query, "SCRIPT_NAME": ""}
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SCRIPT_NAME": "",
+    }
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
     environ.update(extra)
@@ -53,9 +58,15 @@ def make_environ(path: str = "/", method: str = "GET", headers: dict[str, str] |
     return environ
 
 
-def call(app: Callable[..., Iterable[bytes]], path: str = "/", method: str = "GET",
-         headers: dict[str, str] | None = None, *, validate: bool = True,
-         **extra: Any) -> Result:
+def call(
+    app: Callable[..., Iterable[bytes]],
+    path: str = "/",
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    *,
+    validate: bool = True,
+    **extra: Any,
+) -> Result:
     """Call ``app`` like a server: start_response, iterate the body, close it."""
     environ = make_environ(path, method, headers, **extra)
     captured: dict[str, Any] = {}
@@ -136,9 +147,11 @@ class BackendApp:
 
 def reproxy_app(*urls: str, **kwargs: Any) -> BackendApp:
     """A backend asking for ``urls``, with the usual Content-Type and Disposition."""
-    headers = [("Content-Type", "application/x-app"),
-               ("Content-Disposition", "attachment; filename=f.bin"),
-               ("Content-Length", "7"),
-               ("X-Reproxy-Url", " ".join(urls))]
+    headers = [
+        ("Content-Type", "application/x-app"),
+        ("Content-Disposition", "attachment; filename=f.bin"),
+        ("Content-Length", "7"),
+        ("X-Reproxy-Url", " ".join(urls)),
+    ]
     headers += kwargs.pop("extra_headers", [])
     return BackendApp(headers=headers, **kwargs)

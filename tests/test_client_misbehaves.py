@@ -48,8 +48,9 @@ def _hang_up(body, stage):
 @pytest.mark.parametrize("stage", ["before first byte", "mid body", "on the last chunk"])
 def test_early_close_in_process(stage, file_server, blocking_pool):
     app = reproxy_app(file_server.url("/files/5m.bin"))
-    mw = ReproxyMiddleware(app, allow=["/r/"], pool=blocking_pool,
-                           timeout=urllib3.Timeout(connect=2, read=2))
+    mw = ReproxyMiddleware(
+        app, allow=["/r/"], pool=blocking_pool, timeout=urllib3.Timeout(connect=2, read=2)
+    )
     for _ in range(REPEAT):
         body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f"}, lambda s, h, e=None: None)
         received = _hang_up(body, stage)
@@ -74,13 +75,17 @@ def test_half_read_connections_are_never_reused(file_server, blocking_pool):
 
 # -- a real server, real sockets ---------------------------------------------------------
 
+
 def _raw_client(port, stage):
     """Send a GET, read to ``stage``, then hang up abruptly (RST)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         sock.sendall(b"GET /r/5m.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        wanted = {"before first byte": 0, "mid body": 300_000,
-                  "on the last chunk": len(BIG) - 1000}[stage]
+        wanted = {
+            "before first byte": 0,
+            "mid body": 300_000,
+            "on the last chunk": len(BIG) - 1000,
+        }[stage]
         received = b""
         while len(received) < wanted:
             data = sock.recv(65536)
@@ -99,8 +104,10 @@ def _stats(pool, server):
 @pytest.mark.slow
 def test_hang_ups_on_a_real_gunicorn_server(file_server):
     env = {"RP_REPLICAS": file_server.base, "RP_POOL_SIZE": "2"}
-    with ServerProcess("gunicorn-gthread", env, threads=4) as server, \
-            urllib3.PoolManager(retries=False) as client:
+    with (
+        ServerProcess("gunicorn-gthread", env, threads=4) as server,
+        urllib3.PoolManager(retries=False) as client,
+    ):
         for _ in range(4):
             for stage in ("before first byte", "mid body", "on the last chunk"):
                 _raw_client(server.port, stage)

@@ -15,38 +15,41 @@ def app(environ, start_response):
     return [b"ok"]
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"allow": "/x"}, TypeError, "allow must be a list"),
-    ({"preserve": "Content-Type"}, TypeError, "preserve must be a list"),
-    ({"deny": b"/x"}, TypeError, "deny must be a list"),
-    ({"forward": "Range"}, TypeError, "forward must be a list"),
-    ({"upstream_hosts": "store-1"}, TypeError, "upstream_hosts must be a list"),
-    ({"allow": [42]}, TypeError, "allow: a rule must be"),
-    ({"allow": 5}, TypeError, "allow must be a list"),
-    ({"chunk_size": 0}, ValueError, "chunk_size must be positive"),
-    ({"chunk_size": -1}, ValueError, "chunk_size"),
-    ({"chunk_size": 1.5}, TypeError, "chunk_size must be an int"),
-    ({"chunk_size": True}, TypeError, "chunk_size must be an int"),
-    ({"max_urls": 0}, ValueError, "max_urls must be positive"),
-    ({"timeout": 0}, ValueError, "timeout must be positive"),
-    ({"timeout": "5"}, TypeError, "timeout must be a number"),
-    ({"timeout": True}, TypeError, "timeout"),
-    ({"pool": object()}, TypeError, "pool must be a urllib3.PoolManager"),
-    ({"preserve": ["Content-Length"]}, ValueError, "preserve may not name 'Content-Length'"),
-    ({"preserve": ["transfer-encoding"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["Content-Range"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["Content-Encoding"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["Connection"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["Keep-Alive"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["X-Reproxy-Url"]}, ValueError, "preserve may not name"),
-    ({"preserve": ["Bad Name"]}, ValueError, "is not a header name"),
-    ({"forward": ["Host"]}, ValueError, "forward may not name 'Host'"),
-    ({"forward": ["cookie"]}, ValueError, "forward may not name"),
-    ({"forward": ["Authorization"]}, ValueError, "forward may not name"),
-    ({"forward": ["TE"]}, ValueError, "forward may not name"),
-    ({"forward": ["Upgrade"]}, ValueError, "forward may not name"),
-    ({"forward": [None]}, ValueError, "is not a header name"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"allow": "/x"}, TypeError, "allow must be a list"),
+        ({"preserve": "Content-Type"}, TypeError, "preserve must be a list"),
+        ({"deny": b"/x"}, TypeError, "deny must be a list"),
+        ({"forward": "Range"}, TypeError, "forward must be a list"),
+        ({"upstream_hosts": "store-1"}, TypeError, "upstream_hosts must be a list"),
+        ({"allow": [42]}, TypeError, "allow: a rule must be"),
+        ({"allow": 5}, TypeError, "allow must be a list"),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be positive"),
+        ({"chunk_size": -1}, ValueError, "chunk_size"),
+        ({"chunk_size": 1.5}, TypeError, "chunk_size must be an int"),
+        ({"chunk_size": True}, TypeError, "chunk_size must be an int"),
+        ({"max_urls": 0}, ValueError, "max_urls must be positive"),
+        ({"timeout": 0}, ValueError, "timeout must be positive"),
+        ({"timeout": "5"}, TypeError, "timeout must be a number"),
+        ({"timeout": True}, TypeError, "timeout"),
+        ({"pool": object()}, TypeError, "pool must be a urllib3.PoolManager"),
+        ({"preserve": ["Content-Length"]}, ValueError, "preserve may not name 'Content-Length'"),
+        ({"preserve": ["transfer-encoding"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["Content-Range"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["Content-Encoding"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["Connection"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["Keep-Alive"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["X-Reproxy-Url"]}, ValueError, "preserve may not name"),
+        ({"preserve": ["Bad Name"]}, ValueError, "is not a header name"),
+        ({"forward": ["Host"]}, ValueError, "forward may not name 'Host'"),
+        ({"forward": ["cookie"]}, ValueError, "forward may not name"),
+        ({"forward": ["Authorization"]}, ValueError, "forward may not name"),
+        ({"forward": ["TE"]}, ValueError, "forward may not name"),
+        ({"forward": ["Upgrade"]}, ValueError, "forward may not name"),
+        ({"forward": [None]}, ValueError, "is not a header name"),
+    ],
+)
 def test_bad_configuration_raises_in_init(kwargs, error, message):
     """R1.1: bad configuration raises TypeError/ValueError in __init__, never per request."""
     with pytest.raises(error, match=message):
@@ -104,8 +107,13 @@ def test_shared_pool_is_used_as_given():
 
 
 def test_collections_of_any_kind_are_accepted():
-    mw = ReproxyMiddleware(app, allow=("/a", "/b"), preserve={"Content-Type"},
-                           deny=iter(["/a/x"]), upstream_hosts=frozenset({"h"}))
+    mw = ReproxyMiddleware(
+        app,
+        allow=("/a", "/b"),
+        preserve={"Content-Type"},
+        deny=iter(["/a/x"]),
+        upstream_hosts=frozenset({"h"}),
+    )
     assert mw.allow.rules == ("/a", "/b")
     assert mw.preserve == ("Content-Type",)
     assert mw.enabled({"PATH_INFO": "/a/y"}) is True
@@ -120,8 +128,10 @@ def test_one_instance_is_shared_across_threads():
     def call():
         for _ in range(200):
             out: list[str] = []
-            body = mw({"PATH_INFO": "/y", "REQUEST_METHOD": "GET"},
-                      lambda s, h, e=None, out=out: out.append(s))
+            body = mw(
+                {"PATH_INFO": "/y", "REQUEST_METHOD": "GET"},
+                lambda s, h, e=None, out=out: out.append(s),
+            )
             results.append((out[0], b"".join(body)))
 
     threads = [threading.Thread(target=call) for _ in range(4)]

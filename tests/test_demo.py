@@ -26,14 +26,21 @@ from wsgi_reproxy.demo.replicas import byte_range
 
 COMMAND = [sys.executable, "-X", "dev", "-W", "error", "-m", "wsgi_reproxy"]
 CHECK_NAMES = [  # in the order they run: the 304 right before "app headers preserved"
-    "GET big.bin", "GET hello.txt", "Range big.bin", "HEAD big.bin", "If-None-Match",
-    "app headers preserved", "pass-through /inline/", "every URL fails",
+    "GET big.bin",
+    "GET hello.txt",
+    "Range big.bin",
+    "HEAD big.bin",
+    "If-None-Match",
+    "app headers preserved",
+    "pass-through /inline/",
+    "every URL fails",
     "no X-Reproxy-* header",
 ]
 
 
 def test_check_in_process_passes_and_leaves_nothing_running(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     threads_before = set(threading.enumerate())
 
     assert main(["demo", "--check"]) == 0
@@ -53,20 +60,27 @@ def test_check_reports_what_happened(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     big = demo_files()["big.bin"]
 
-    assert re.search(r"PASS  GET big\.bin +200 from replica B after dead \+ A \[404\]; "
-                     rf"2 failed attempts logged; 8388608 bytes, sha256 {big.sha256[:16]} ", out)
+    assert re.search(
+        r"PASS  GET big\.bin +200 from replica B after dead \+ A \[404\]; "
+        rf"2 failed attempts logged; 8388608 bytes, sha256 {big.sha256[:16]} ",
+        out,
+    )
     assert re.search(r"PASS  GET hello\.txt +200 from replica A, 288 bytes", out)
     assert "Content-Range bytes 100-199/8388608, 100 bytes == expected" in out
-    assert re.search(r"PASS  app headers preserved +200 from replica A \(which says "
-                     r"application/octet-stream\): Content-Type application/pdf, "
-                     r"Content-Disposition attachment; filename=\"report\.pdf\"", out)
+    assert re.search(
+        r"PASS  app headers preserved +200 from replica A \(which says "
+        r"application/octet-stream\): Content-Type application/pdf, "
+        r"Content-Disposition attachment; filename=\"report\.pdf\"",
+        out,
+    )
     assert re.search(r"PASS  every URL fails +502, ", out)
 
 
 def test_check_as_a_real_command() -> None:
     """What a fresh machine runs; ``-X dev -W error`` turns any leak into noise on stderr."""
-    done = subprocess.run([*COMMAND, "demo", "--check"], capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        [*COMMAND, "demo", "--check"], capture_output=True, text=True, timeout=30, check=False
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""
@@ -74,15 +88,17 @@ def test_check_as_a_real_command() -> None:
 
 
 def test_interactive_serves_until_ctrl_c() -> None:
-    with subprocess.Popen([*COMMAND, "demo", "--port", "0"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(
+        [*COMMAND, "demo", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
         try:
             assert process.stdout is not None
             shown = [process.stdout.readline()]
             while shown[-1] not in ("Press Ctrl-C to stop.\n", ""):
                 shown.append(process.stdout.readline())
-            match = re.fullmatch(r"wsgi-reproxy \S+ demo: front (http://127\.0\.0\.1:\d+)/\n",
-                                 shown[0])
+            match = re.fullmatch(
+                r"wsgi-reproxy \S+ demo: front (http://127\.0\.0\.1:\d+)/\n", shown[0]
+            )
             assert match, shown
             with urllib3.PoolManager(retries=False, timeout=10.0) as http:
                 response = http.request("GET", match[1] + "/download/hello.txt")
@@ -104,7 +120,8 @@ def test_interactive_serves_until_ctrl_c() -> None:
 
 
 def test_a_taken_port_is_reported_and_everything_started_is_stopped(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     threads_before = set(threading.enumerate())
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

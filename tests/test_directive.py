@@ -69,8 +69,9 @@ def test_bad_expected_size_makes_the_directive_invalid(value):
 
 
 def test_conflicting_expected_sizes_are_invalid():
-    result = parse(("X-Reproxy-Url", A), ("X-Reproxy-Expected-Size", "1"),
-                   ("X-Reproxy-Expected-Size", "2"))
+    result = parse(
+        ("X-Reproxy-Url", A), ("X-Reproxy-Expected-Size", "1"), ("X-Reproxy-Expected-Size", "2")
+    )
     assert isinstance(result, InvalidDirective)
 
 
@@ -102,10 +103,17 @@ def test_invalid_urls_are_rejected(url, why):
     assert why in reason
 
 
-@pytest.mark.parametrize("url", [
-    "http://h/x", "HTTP://H/X", "https://h:8443/a%20b?c=d", "http://[::1]:8080/x",
-    "http://10.0.0.1/x#frag", "http://h",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/x",
+        "HTTP://H/X",
+        "https://h:8443/a%20b?c=d",
+        "http://[::1]:8080/x",
+        "http://10.0.0.1/x#frag",
+        "http://h",
+    ],
+)
 def test_valid_urls_pass(url):
     assert check_url(url) is None
 
@@ -148,8 +156,9 @@ HOST_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("patterns", "url", "allowed"), HOST_CASES,
-                         ids=[f"{p}~{u}" for p, u, _ in HOST_CASES])
+@pytest.mark.parametrize(
+    ("patterns", "url", "allowed"), HOST_CASES, ids=[f"{p}~{u}" for p, u, _ in HOST_CASES]
+)
 def test_upstream_hosts(patterns, url, allowed):
     """R4.3: host (and port) must match upstream_hosts; default ports 80/443 otherwise."""
     assert (check_url(url, HostPatterns(patterns)) is None) is allowed
@@ -165,18 +174,23 @@ def test_reproxy_headers():
     """R1.3: the header tuples to send, validated like the middleware does."""
     assert reproxy_headers(A, B) == [("X-Reproxy-Url", f"{A} {B}")]
     assert reproxy_headers(A, expected_size=0) == [
-        ("X-Reproxy-Url", A), ("X-Reproxy-Expected-Size", "0")]
+        ("X-Reproxy-Url", A),
+        ("X-Reproxy-Expected-Size", "0"),
+    ]
 
 
-@pytest.mark.parametrize(("urls", "kwargs"), [
-    ((), {}),
-    (("ftp://h/x",), {}),
-    (("http://h/a b",), {}),
-    ((A,), {"expected_size": -1}),
-    ((A,), {"expected_size": 1.5}),
-    ((A,), {"expected_size": True}),
-    ((A,), {"expected_size": "10"}),
-])
+@pytest.mark.parametrize(
+    ("urls", "kwargs"),
+    [
+        ((), {}),
+        (("ftp://h/x",), {}),
+        (("http://h/a b",), {}),
+        ((A,), {"expected_size": -1}),
+        ((A,), {"expected_size": 1.5}),
+        ((A,), {"expected_size": True}),
+        ((A,), {"expected_size": "10"}),
+    ],
+)
 def test_reproxy_headers_refuses_bad_input(urls, kwargs):
     """R1.3: ValueError for no URL, an invalid URL, or a bad expected_size."""
     with pytest.raises(ValueError):

@@ -44,8 +44,9 @@ def middleware(*urls, **kwargs):
 
 def assert_pool_healthy(mw, file_server):
     """The same middleware (and pool) serves a good URL at once after the fault."""
-    good = ReproxyMiddleware(reproxy_app(file_server.url("/files/small.txt")), allow=["/r/"],
-                             pool=mw.pool, timeout=2)
+    good = ReproxyMiddleware(
+        reproxy_app(file_server.url("/files/small.txt")), allow=["/r/"], pool=mw.pool, timeout=2
+    )
     started = time.monotonic()
     result = call(good, "/r/f")
     assert (result.code, result.body) == (200, SMALL)
@@ -75,10 +76,12 @@ def _fault_url(kind, handler, scripted, refused_url):
     return scripted(handler()).url("/f")
 
 
-@pytest.mark.parametrize(("kind", "handler", "reason", "status"), BEFORE_START,
-                         ids=[case[0] for case in BEFORE_START])
-def test_fault_before_start_fails_over(kind, handler, reason, status, scripted, refused_url,
-                                       file_server, caplog):
+@pytest.mark.parametrize(
+    ("kind", "handler", "reason", "status"), BEFORE_START, ids=[case[0] for case in BEFORE_START]
+)
+def test_fault_before_start_fails_over(
+    kind, handler, reason, status, scripted, refused_url, file_server, caplog
+):
     """R5.3: the faulty URL fails and the next one serves, byte-exact."""
     url = _fault_url(kind, handler, scripted, refused_url)
     mw = middleware(url, file_server.url("/files/small.txt"))
@@ -88,10 +91,12 @@ def test_fault_before_start_fails_over(kind, handler, reason, status, scripted, 
     assert_pool_healthy(mw, file_server)
 
 
-@pytest.mark.parametrize(("kind", "handler", "reason", "status"), BEFORE_START,
-                         ids=[case[0] for case in BEFORE_START])
-def test_fault_before_start_alone_answers_502_or_504(kind, handler, reason, status, scripted,
-                                                    refused_url, file_server):
+@pytest.mark.parametrize(
+    ("kind", "handler", "reason", "status"), BEFORE_START, ids=[case[0] for case in BEFORE_START]
+)
+def test_fault_before_start_alone_answers_502_or_504(
+    kind, handler, reason, status, scripted, refused_url, file_server
+):
     """R5.4: 504 only when every failure was a timeout, else 502; no URL in the body."""
     url = _fault_url(kind, handler, scripted, refused_url)
     mw = middleware(url, url)
@@ -104,8 +109,17 @@ def test_fault_before_start_alone_answers_502_or_504(kind, handler, reason, stat
 
 def test_target_answering_with_its_own_directive_is_not_followed(scripted, file_server):
     """R6.2: a target's X-Reproxy-Url is neither followed nor leaked (no loops)."""
-    raw = response_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2"),
-                                   ("X-Reproxy-Url", file_server.url("/files/1m.bin"))]) + b"ok"
+    raw = (
+        response_head(
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),
+                ("Content-Length", "2"),
+                ("X-Reproxy-Url", file_server.url("/files/1m.bin")),
+            ],
+        )
+        + b"ok"
+    )
     target = scripted(respond(raw))
     result = call(middleware(target.url("/f")), "/r/f")
     assert (result.code, result.body) == (200, b"ok")
@@ -117,14 +131,18 @@ def test_target_answering_with_its_own_directive_is_not_followed(scripted, file_
 
 AFTER_START = [
     ("stall mid body", lambda: stall_mid_body(1000, 100)),
-    ("close mid body", lambda: respond(response_head("200 OK", [
-        ("Content-Type", "text/plain"), ("Content-Length", "1000")]) + b"x" * 100)),
+    (
+        "close mid body",
+        lambda: respond(
+            response_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "1000")])
+            + b"x" * 100
+        ),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("kind", "handler"), AFTER_START, ids=[c[0] for c in AFTER_START])
-def test_fault_mid_body_without_another_url_aborts(kind, handler, scripted, file_server,
-                                                   caplog):
+def test_fault_mid_body_without_another_url_aborts(kind, handler, scripted, file_server, caplog):
     """R6.4: the body never looks complete: the iterator raises, logged at ERROR."""
     mw = middleware(scripted(handler()).url("/f"))
     with pytest.raises(UpstreamBodyError) as raised:
@@ -137,8 +155,10 @@ def test_fault_mid_body_without_another_url_aborts(kind, handler, scripted, file
 def test_fewer_bytes_than_content_length_resume_from_the_next_replica(scripted, file_server):
     """Fewer bytes than Content-Length, with a replica that proves the rest: resumed."""
     data = FILES["1m.bin"]
-    head = response_head("200 OK", [("Content-Type", "a/b"), ("ETag", etag_for("1m.bin")),
-                                    ("Content-Length", str(len(data)))])
+    head = response_head(
+        "200 OK",
+        [("Content-Type", "a/b"), ("ETag", etag_for("1m.bin")), ("Content-Length", str(len(data)))],
+    )
     dying = scripted(respond(head + data[:12345]))
     mw = middleware(dying.url("/f"), file_server.url("/files/1m.bin"))
     assert call(mw, "/r/f").body == data
@@ -166,6 +186,7 @@ def test_infinite_chunked_body_is_cut_at_the_expected_size(scripted, file_server
 
 
 # -- TLS ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tls_ca():

@@ -12,8 +12,17 @@ from wsgi_reproxy.headers import (
     upstream_request_headers,
 )
 
-HOP = ["Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
-       "Trailer", "Trailers", "Transfer-Encoding", "Upgrade"]
+HOP = [
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "TE",
+    "Trailer",
+    "Trailers",
+    "Transfer-Encoding",
+    "Upgrade",
+]
 
 
 @pytest.mark.parametrize("name", HOP + [n.upper() for n in HOP])
@@ -26,8 +35,13 @@ def test_hop_by_hop_headers_are_removed(name):
 
 def test_headers_named_in_connection_are_removed():
     """R6.2: any header named in the target's Connection header is hop-by-hop too."""
-    target = [("Connection", "X-Private, keep-alive"), ("x-private", "secret"),
-              ("Connection", " X-Other "), ("X-Other", "1"), ("X-Public", "ok")]
+    target = [
+        ("Connection", "X-Private, keep-alive"),
+        ("x-private", "secret"),
+        ("Connection", " X-Other "),
+        ("X-Other", "1"),
+        ("X-Public", "ok"),
+    ]
     assert clean_target_headers(target)[0] == [("X-Public", "ok")]
 
 
@@ -39,38 +53,63 @@ def test_order_and_duplicates_are_kept():
 
 def test_target_reproxy_headers_are_removed():
     """R6.2: the target's own directive is never followed nor sent on (no loops)."""
-    target = [("X-Reproxy-Url", "http://h/loop"), ("x-reproxy-expected-size", "1"),
-              ("X-Reproxyish", "kept")]
+    target = [
+        ("X-Reproxy-Url", "http://h/loop"),
+        ("x-reproxy-expected-size", "1"),
+        ("X-Reproxyish", "kept"),
+    ]
     assert clean_target_headers(target)[0] == [("X-Reproxyish", "kept")]
 
 
 def test_folded_and_control_characters():
     """Header injection: obs-fold is unfolded, other controls drop the header."""
-    kept, unsafe = clean_target_headers([
-        ("X-Folded", "a\r\n b"), ("X-Bad", "a\x00b"), ("X-Newline", "a\nb"),
-        ("Bad Name", "v"), ("X-Tab", "a\tb")])
+    kept, unsafe = clean_target_headers(
+        [
+            ("X-Folded", "a\r\n b"),
+            ("X-Bad", "a\x00b"),
+            ("X-Newline", "a\nb"),
+            ("Bad Name", "v"),
+            ("X-Tab", "a\tb"),
+        ]
+    )
     assert kept == [("X-Folded", "a b"), ("X-Tab", "a\tb")]
     assert unsafe == ["X-Bad", "X-Newline", "Bad Name"]
 
 
-APP = [("Content-Type", "application/pdf"), ("Content-Disposition", "attachment; f=a"),
-       ("Set-Cookie", "s=1"), ("Set-Cookie", "t=2"), ("Content-Length", "7")]
-TARGET = [("Content-Type", "application/octet-stream"), ("Content-Length", "100"),
-          ("ETag", '"e"'), ("content-type", "text/plain")]
+APP = [
+    ("Content-Type", "application/pdf"),
+    ("Content-Disposition", "attachment; f=a"),
+    ("Set-Cookie", "s=1"),
+    ("Set-Cookie", "t=2"),
+    ("Content-Length", "7"),
+]
+TARGET = [
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Length", "100"),
+    ("ETag", '"e"'),
+    ("content-type", "text/plain"),
+]
 
 
 def test_preserve_replaces_every_target_value_in_place():
     """R6.2: preserved names take the app's values, case-insensitively."""
     merged = merge_preserved(TARGET, APP, frozenset({"content-type"}), 200)
-    assert merged == [("Content-Type", "application/pdf"), ("Content-Length", "100"),
-                      ("ETag", '"e"')]
+    assert merged == [
+        ("Content-Type", "application/pdf"),
+        ("Content-Length", "100"),
+        ("ETag", '"e"'),
+    ]
 
 
 def test_preserve_adds_missing_headers_and_keeps_multiple_values():
     """R6.2: a preserved header the target lacks is added, all its values kept."""
     merged = merge_preserved(TARGET, APP, frozenset({"set-cookie", "content-disposition"}), 200)
-    assert merged == [*TARGET, ("Content-Disposition", "attachment; f=a"),
-                      ("Set-Cookie", "s=1"), ("Set-Cookie", "t=2")]
+    assert merged == [
+        *TARGET,
+        ("Content-Disposition", "attachment; f=a"),
+        ("Set-Cookie", "s=1"),
+        ("Set-Cookie", "t=2"),
+    ]
 
 
 def test_preserve_ignores_names_the_app_did_not_send():
@@ -104,27 +143,42 @@ def forwarded(environ, method="GET", forward=DEFAULT_FORWARD):
 def test_default_forward_list():
     """R5.2: Range, If-*, Accept-Encoding are forwarded; Host, Cookie, Authorization never."""
     environ = {
-        "HTTP_RANGE": "bytes=0-9", "HTTP_IF_RANGE": '"e"', "HTTP_IF_NONE_MATCH": '"e"',
-        "HTTP_IF_MATCH": '"f"', "HTTP_IF_MODIFIED_SINCE": "d1", "HTTP_IF_UNMODIFIED_SINCE": "d2",
-        "HTTP_ACCEPT_ENCODING": "gzip", "HTTP_HOST": "front", "HTTP_COOKIE": "c=1",
-        "HTTP_AUTHORIZATION": "Basic x", "HTTP_CONNECTION": "close", "HTTP_TE": "trailers",
+        "HTTP_RANGE": "bytes=0-9",
+        "HTTP_IF_RANGE": '"e"',
+        "HTTP_IF_NONE_MATCH": '"e"',
+        "HTTP_IF_MATCH": '"f"',
+        "HTTP_IF_MODIFIED_SINCE": "d1",
+        "HTTP_IF_UNMODIFIED_SINCE": "d2",
+        "HTTP_ACCEPT_ENCODING": "gzip",
+        "HTTP_HOST": "front",
+        "HTTP_COOKIE": "c=1",
+        "HTTP_AUTHORIZATION": "Basic x",
+        "HTTP_CONNECTION": "close",
+        "HTTP_TE": "trailers",
         "HTTP_X_OTHER": "o",
     }
     assert forwarded(environ) == {
-        "User-Agent": "wsgi-reproxy/test", "Range": "bytes=0-9", "If-Range": '"e"',
-        "If-Modified-Since": "d1", "If-Unmodified-Since": "d2", "If-None-Match": '"e"',
-        "If-Match": '"f"', "Accept-Encoding": "gzip"}
+        "User-Agent": "wsgi-reproxy/test",
+        "Range": "bytes=0-9",
+        "If-Range": '"e"',
+        "If-Modified-Since": "d1",
+        "If-Unmodified-Since": "d2",
+        "If-None-Match": '"e"',
+        "If-Match": '"f"',
+        "Accept-Encoding": "gzip",
+    }
 
 
 def test_range_is_not_sent_with_head():
     """A HEAD answers for the whole representation (some targets answer 416)."""
     environ = {"HTTP_RANGE": "bytes=0-9", "HTTP_IF_RANGE": '"e"', "HTTP_IF_NONE_MATCH": '"e"'}
-    assert forwarded(environ, "HEAD") == {"User-Agent": "wsgi-reproxy/test",
-                                         "If-None-Match": '"e"'}
+    assert forwarded(environ, "HEAD") == {"User-Agent": "wsgi-reproxy/test", "If-None-Match": '"e"'}
 
 
 def test_forward_replaces_the_default_list():
     """R1.1: forward replaces the default list; names are matched case-insensitively."""
     environ = {"HTTP_RANGE": "bytes=0-9", "HTTP_ACCEPT_LANGUAGE": "fr"}
     assert forwarded(environ, forward=["accept-language"]) == {
-        "User-Agent": "wsgi-reproxy/test", "Accept-Language": "fr"}
+        "User-Agent": "wsgi-reproxy/test",
+        "Accept-Language": "fr",
+    }

@@ -35,6 +35,7 @@ def good(file_server):
 
 # -- R3: the capability header -------------------------------------------------------------
 
+
 def test_capability_is_set_on_enabled_requests_even_if_spoofed():
     """R3.1: enabled requests see exactly 'reproxy-file', never merged with the client's."""
     app = BackendApp(body=[b"x"])
@@ -53,14 +54,18 @@ def test_capability_is_removed_on_requests_not_enabled():
 def test_client_reproxy_headers_are_scrubbed(path):
     """R3.3: client-sent X-Reproxy-* request headers never reach the app."""
     app = BackendApp(body=[b"x"])
-    call(mw_for(app), path, headers={"X-Reproxy-Url": "http://evil/", "X-Reproxy-Foo": "1",
-                                      "X-Reproxyish": "kept"})
+    call(
+        mw_for(app),
+        path,
+        headers={"X-Reproxy-Url": "http://evil/", "X-Reproxy-Foo": "1", "X-Reproxyish": "kept"},
+    )
     seen = app.record.environ
     assert not [k for k in seen if k.startswith("HTTP_X_REPROXY_")]
     assert seen["HTTP_X_REPROXYISH"] == "kept"
 
 
 # -- R4: the directive ---------------------------------------------------------------------
+
 
 def test_directive_serves_the_target_byte_exact(good):
     """R4.1, R6.3: the target's bytes replace the app's body, exactly."""
@@ -94,8 +99,10 @@ def test_not_enabled_passes_through_without_reproxy_headers(good):
 @pytest.mark.parametrize("value", ["", "   ", "\t"])
 def test_empty_directive_is_absent(value):
     """R4.2: an empty or all-whitespace X-Reproxy-Url counts as absent."""
-    app = BackendApp(headers=[("X-Reproxy-Url", value), ("Content-Type", "text/plain"),
-                              ("Content-Length", "2")], body=[b"ok"])
+    app = BackendApp(
+        headers=[("X-Reproxy-Url", value), ("Content-Type", "text/plain"), ("Content-Length", "2")],
+        body=[b"ok"],
+    )
     result = call(mw_for(app), "/r/f")
     assert (result.code, result.body) == (200, b"ok")
     assert "x-reproxy-url" not in result.names()
@@ -103,16 +110,21 @@ def test_empty_directive_is_absent(value):
 
 def test_exc_info_answer_is_never_reproxied(good):
     """R4.2: an error page sent with exc_info is the app's own answer."""
+
     def app(environ, start_response):
         start_response("200 OK", [("X-Reproxy-Url", good)])
         try:
             raise RuntimeError("boom")
         except RuntimeError:
             import sys
-            start_response("500 Internal Server Error",
-                           [("Content-Type", "text/plain"), ("X-Reproxy-Url", good)],
-                           sys.exc_info())
+
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain"), ("X-Reproxy-Url", good)],
+                sys.exc_info(),
+            )
         return [b"error page"]
+
     result = call(mw_for(app), "/r/f")
     assert (result.status, result.body) == ("500 Internal Server Error", b"error page")
     assert "x-reproxy-url" not in result.names()
@@ -148,10 +160,13 @@ def test_only_max_urls_are_considered(file_server, refused_url):
     assert call(mw_for(app, max_urls=2), "/r/f").body == FILES["small.txt"]
 
 
-@pytest.mark.parametrize("directive", [
-    [("X-Reproxy-Url", "ftp://x/ /relative")],
-    [("X-Reproxy-Url", "http://127.0.0.1:1/x"), ("X-Reproxy-Expected-Size", "ten")],
-])
+@pytest.mark.parametrize(
+    "directive",
+    [
+        [("X-Reproxy-Url", "ftp://x/ /relative")],
+        [("X-Reproxy-Url", "http://127.0.0.1:1/x"), ("X-Reproxy-Expected-Size", "ten")],
+    ],
+)
 def test_unusable_directive_answers_502_without_leaking(directive, caplog):
     """R4.1, R4.3: no usable URL, or a bad expected size -> 502, logged, no URL leaked."""
     app = BackendApp(headers=directive)
@@ -183,8 +198,9 @@ def test_write_data_is_discarded(good):
 
 def test_framing_comes_from_the_target(file_server):
     """R4.4: Content-Length (and friends) always come from the target, never the app."""
-    app = reproxy_app(file_server.url("/files/small.txt"),
-                      extra_headers=[("Content-Encoding", "br")])
+    app = reproxy_app(
+        file_server.url("/files/small.txt"), extra_headers=[("Content-Encoding", "br")]
+    )
     result = call(mw_for(app), "/r/f")
     assert result.all("Content-Length") == [str(len(FILES["small.txt"]))]
     assert result.all("Content-Encoding") == []
@@ -192,14 +208,24 @@ def test_framing_comes_from_the_target(file_server):
 
 # -- R5: fetching ----------------------------------------------------------------------------
 
+
 def test_failover_in_order(file_server, refused_url):
     """R5.1, R5.3: refused, 404, 500 and 302 fail over to the next URL, in order."""
-    urls = [refused_url, file_server.url("/status/404"), file_server.url("/status/500"),
-            file_server.url("/status/302"), file_server.url("/files/small.txt")]
+    urls = [
+        refused_url,
+        file_server.url("/status/404"),
+        file_server.url("/status/500"),
+        file_server.url("/status/302"),
+        file_server.url("/files/small.txt"),
+    ]
     result = call(mw_for(reproxy_app(*urls)), "/r/f")
     assert result.body == FILES["small.txt"]
     assert [r.path for r in file_server.requests] == [
-        "/status/404", "/status/500", "/status/302", "/files/small.txt"]
+        "/status/404",
+        "/status/500",
+        "/status/302",
+        "/files/small.txt",
+    ]
     assert result.environ["wsgi_reproxy.url"] == urls[-1]
 
 
@@ -229,9 +255,15 @@ def test_other_methods_fetch_with_get(file_server, method):
 
 def test_forwarded_request_headers(file_server):
     """R5.2: forward list only; Host from the URL; never Cookie/Authorization; our UA."""
-    client = {"Range": "bytes=0-3", "If-None-Match": '"x"', "Accept-Encoding": "gzip",
-              "Cookie": "session=secret", "Authorization": "Bearer secret",
-              "X-Custom": "no", "Host": "front.example"}
+    client = {
+        "Range": "bytes=0-3",
+        "If-None-Match": '"x"',
+        "Accept-Encoding": "gzip",
+        "Cookie": "session=secret",
+        "Authorization": "Bearer secret",
+        "X-Custom": "no",
+        "Host": "front.example",
+    }
     call(mw_for(reproxy_app(file_server.url("/echo/x"))), "/r/f", headers=client)
     [request] = file_server.requests
     sent = {k.lower(): v for k, v in request.headers}
@@ -243,14 +275,16 @@ def test_forwarded_request_headers(file_server):
     assert not {"cookie", "authorization", "x-custom"} & set(sent)
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({"Range": "bytes=10-19"}, 206),
-    ({"Range": "bytes=99999999-"}, 416),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Range": "bytes=10-19"}, 206),
+        ({"Range": "bytes=99999999-"}, 416),
+    ],
+)
 def test_range_answers_are_relayed(file_server, headers, status):
     """R5.3, R6.1: 206 and 416 are the client's own answers: relayed as such."""
-    result = call(mw_for(reproxy_app(file_server.url("/files/1m.bin"))), "/r/f",
-                  headers=headers)
+    result = call(mw_for(reproxy_app(file_server.url("/files/1m.bin"))), "/r/f", headers=headers)
     assert result.code == status
     if status == 206:
         assert result.body == FILES["1m.bin"][10:20]
@@ -272,14 +306,20 @@ def test_not_modified_is_relayed_without_body_or_added_headers(file_server):
     assert "content-type" not in result.names()
 
 
-@pytest.mark.parametrize(("size", "served"), [
-    (len(FILES["small.txt"]), "small"),
-    (len(FILES["1m.bin"]), "1m"),
-])
+@pytest.mark.parametrize(
+    ("size", "served"),
+    [
+        (len(FILES["small.txt"]), "small"),
+        (len(FILES["1m.bin"]), "1m"),
+    ],
+)
 def test_expected_size_picks_the_target_of_the_right_length(file_server, size, served):
     """R4.1, R5.3: a target whose full length differs from the expected size fails."""
-    app = reproxy_app(file_server.url("/files/small.txt"), file_server.url("/files/1m.bin"),
-                      extra_headers=[("X-Reproxy-Expected-Size", str(size))])
+    app = reproxy_app(
+        file_server.url("/files/small.txt"),
+        file_server.url("/files/1m.bin"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(size))],
+    )
     result = call(mw_for(app), "/r/f")
     assert result.body == FILES["small.txt" if served == "small" else "1m.bin"]
 
@@ -287,12 +327,14 @@ def test_expected_size_picks_the_target_of_the_right_length(file_server, size, s
 def test_expected_size_checks_the_total_of_a_206(file_server):
     """R4.1: on a 206 the total in Content-Range is compared (perlbal fails every Range)."""
     size = len(FILES["1m.bin"])
-    app = reproxy_app(file_server.url("/files/1m.bin"),
-                      extra_headers=[("X-Reproxy-Expected-Size", str(size))])
+    app = reproxy_app(
+        file_server.url("/files/1m.bin"), extra_headers=[("X-Reproxy-Expected-Size", str(size))]
+    )
     result = call(mw_for(app), "/r/f", headers={"Range": "bytes=0-9"})
     assert (result.code, result.body) == (206, FILES["1m.bin"][:10])
-    wrong = reproxy_app(file_server.url("/files/1m.bin"),
-                        extra_headers=[("X-Reproxy-Expected-Size", str(size - 1))])
+    wrong = reproxy_app(
+        file_server.url("/files/1m.bin"), extra_headers=[("X-Reproxy-Expected-Size", str(size - 1))]
+    )
     assert call(mw_for(wrong), "/r/f", headers={"Range": "bytes=0-9"}).code == 502
 
 
@@ -333,6 +375,7 @@ def test_all_refused_is_502_not_504(refused_url):
 def test_all_timed_out_is_504(scripted):
     """R5.4: 504 when every failure was a timeout."""
     from upstreams import stall_before_status
+
     stalled = scripted(stall_before_status())
     app = reproxy_app(stalled.url("/a"), stalled.url("/b"))
     result = call(mw_for(app, timeout=0.2), "/r/f")
@@ -341,6 +384,7 @@ def test_all_timed_out_is_504(scripted):
 
 
 # -- R6: the response -------------------------------------------------------------------------
+
 
 def test_status_line_is_the_targets(file_server):
     """R6.1: the target's code and reason."""
@@ -356,8 +400,16 @@ def test_response_headers(file_server):
     names = result.names()
     assert result.all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
     assert result.all("X-Custom") == ["one", "two"]
-    for hop in ("connection", "keep-alive", "proxy-authenticate", "upgrade", "trailer",
-                "x-private", "x-reproxy-url", "x-reproxy-expected-size"):
+    for hop in (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "upgrade",
+        "trailer",
+        "x-private",
+        "x-reproxy-url",
+        "x-reproxy-expected-size",
+    ):
         assert hop not in names
     assert result.all("Content-Type") == ["application/x-app"]
     assert result.all("Content-Disposition") == ["attachment; filename=f.bin"]
@@ -366,8 +418,11 @@ def test_response_headers(file_server):
 
 def test_gzip_body_stays_gzip(file_server):
     """R6.3: decode_content=False: the bytes as sent, with their Content-Encoding."""
-    result = call(mw_for(reproxy_app(file_server.url("/gzip/1m.bin"))), "/r/f",
-                  headers={"Accept-Encoding": "gzip"})
+    result = call(
+        mw_for(reproxy_app(file_server.url("/gzip/1m.bin"))),
+        "/r/f",
+        headers={"Accept-Encoding": "gzip"},
+    )
     assert result.header("Content-Encoding") == "gzip"
     assert gzip.decompress(result.body) == FILES["1m.bin"]
     assert result.header("Content-Length") == str(len(result.body))
@@ -377,8 +432,10 @@ def test_body_is_streamed_in_pieces_of_at_most_chunk_size(file_server):
     """R6.3: streamed in pieces of at most chunk_size, never buffered whole."""
     mw = mw_for(reproxy_app(file_server.url("/files/1m.bin")), chunk_size=10_000)
     start = []
-    body = mw({"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f", "SCRIPT_NAME": ""},
-              lambda s, h, e=None: start.append(s))
+    body = mw(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f", "SCRIPT_NAME": ""},
+        lambda s, h, e=None: start.append(s),
+    )
     try:
         sizes = [len(chunk) for chunk in body]
     finally:
@@ -391,9 +448,9 @@ def test_body_is_streamed_in_pieces_of_at_most_chunk_size(file_server):
 def test_short_body_raises_instead_of_ending_cleanly(scripted, caplog):
     """R6.4: fewer bytes than Content-Length must never look complete."""
     from upstreams import close_mid_body
+
     server = scripted(close_mid_body(100, b"x" * 9))
-    with caplog.at_level(logging.ERROR, "wsgi_reproxy"), \
-            pytest.raises(UpstreamBodyError) as raised:
+    with caplog.at_level(logging.ERROR, "wsgi_reproxy"), pytest.raises(UpstreamBodyError) as raised:
         call(mw_for(reproxy_app(server.url("/f"))), "/r/f")
     assert raised.value.sent == 9
     assert any("broke" in r.getMessage() for r in caplog.records)
@@ -438,10 +495,12 @@ def test_pass_through_returns_the_apps_own_iterable():
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return sentinel
+
     mw = mw_for(app)
     for path in ("/n/x", "/r/x"):
-        assert mw({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
-                  lambda s, h, e=None: None) is sentinel
+        assert (
+            mw({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda s, h, e=None: None) is sentinel
+        )
 
 
 def test_pass_through_write_and_lazy_start_response():
@@ -465,6 +524,7 @@ def test_lazy_start_response_with_directive(good):
 def test_file_wrapper_is_returned_unchanged(tmp_path):
     """R6.6: a wsgi.file_wrapper answer is returned as is so the server can sendfile."""
     from wsgiref.util import FileWrapper
+
     path = tmp_path / "f.txt"
     path.write_bytes(b"file body")
     holder = {}
@@ -473,6 +533,7 @@ def test_file_wrapper_is_returned_unchanged(tmp_path):
         start_response("200 OK", [("Content-Type", "text/plain")])
         holder["wrapper"] = environ["wsgi.file_wrapper"](path.open("rb"))
         return holder["wrapper"]
+
     mw = mw_for(app)
     environ = {"PATH_INFO": "/r/f", "REQUEST_METHOD": "GET", "wsgi.file_wrapper": FileWrapper}
     result = mw(environ, lambda s, h, e=None: None)
@@ -482,6 +543,7 @@ def test_file_wrapper_is_returned_unchanged(tmp_path):
 
 
 # -- R7: observability -----------------------------------------------------------------------
+
 
 def test_logging_levels(file_server, refused_url, caplog):
     """R7.1: DEBUG per attempt, WARNING per failed attempt, nothing on pass-through."""
@@ -506,11 +568,15 @@ def test_served_url_is_recorded_in_the_environ(file_server):
 
 # -- odd targets and odd apps ----------------------------------------------------------------
 
+
 def test_custom_reason_and_folded_header_from_a_raw_target(scripted):
     """R6.1: the target's own reason phrase; obs-folded values are unfolded, not injected."""
     from upstreams import respond
-    raw = (b"HTTP/1.1 200 Fine Thanks\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-           b"X-Folded: a\r\n b\r\n\r\nok")
+
+    raw = (
+        b"HTTP/1.1 200 Fine Thanks\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+        b"X-Folded: a\r\n b\r\n\r\nok"
+    )
     server = scripted(respond(raw))
     result = call(mw_for(reproxy_app(server.url("/f")), preserve=[]), "/r/f")
     assert result.status == "200 Fine Thanks"
@@ -520,18 +586,22 @@ def test_custom_reason_and_folded_header_from_a_raw_target(scripted):
 
 def test_start_response_twice_without_exc_info_is_an_error():
     """PEP 3333: a second start_response call needs exc_info."""
+
     def app(environ, start_response):
         start_response("200 OK", [("X-Reproxy-Url", "http://127.0.0.1:1/")])
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b""]
+
     with pytest.raises(AssertionError, match="second time"):
         call(mw_for(app), "/r/f", validate=False)
 
 
 def test_app_that_never_calls_start_response_is_an_error():
     """PEP 3333: an app must call start_response before its body ends."""
+
     def silent(environ, start_response):
         yield b""
+
     with pytest.raises(RuntimeError, match="without calling start_response"):
         call(mw_for(silent), "/r/f", validate=False)
 
@@ -546,6 +616,7 @@ def test_app_iterable_is_closed_when_the_app_fails_before_start_response():
             yield b""
         finally:
             closed.append(True)
+
     with pytest.raises(ValueError, match="app bug"):
         call(mw_for(app), "/r/f", validate=False)
     assert closed == [True]
@@ -554,6 +625,7 @@ def test_app_iterable_is_closed_when_the_app_fails_before_start_response():
 def test_memory_stays_flat_while_streaming(file_server):
     """R6.3: memory does not grow with the body size."""
     import tracemalloc
+
     mw = mw_for(reproxy_app(file_server.url("/files/5m.bin")))
     tracemalloc.start()
     try:
@@ -570,6 +642,7 @@ def test_memory_stays_flat_while_streaming(file_server):
 def test_under_webtest_lint(file_server):
     """PEP 3333 as WebTest's lint checks it, on reproxied and passed-through answers."""
     import webtest
+
     app = reproxy_app(file_server.url("/files/small.txt"))
     client = webtest.TestApp(mw_for(app), lint=True)
     response = client.get("/r/f")
@@ -582,11 +655,13 @@ def test_under_webtest_lint(file_server):
     assert client.get("/r/f", headers={"Range": "bytes=0-4"}, status=206).body == b"hello"
 
 
-@pytest.mark.parametrize(("method", "conditional"), [("HEAD", False), ("GET", True)],
-                         ids=["HEAD", "304"])
+@pytest.mark.parametrize(
+    ("method", "conditional"), [("HEAD", False), ("GET", True)], ids=["HEAD", "304"]
+)
 def test_bodiless_answers_leave_a_reusable_connection(file_server, method, conditional):
     """R6.5: after a HEAD or a 304 the kept-alive connection serves the next request."""
     from upstreams import etag_for
+
     environ = {"REQUEST_METHOD": method, "PATH_INFO": "/r/f"}
     if conditional:
         environ["HTTP_IF_NONE_MATCH"] = etag_for("small.txt")
@@ -608,12 +683,14 @@ def test_bodiless_answers_leave_a_reusable_connection(file_server, method, condi
 def test_can_reproxy_tells_the_app_what_the_middleware_will_do():
     """R1.3, R3: can_reproxy is true exactly on enabled requests, whatever the client sent."""
     from wsgi_reproxy import can_reproxy
+
     seen = {}
 
     def app(environ, start_response):
         seen[environ["PATH_INFO"]] = can_reproxy(environ)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b""]
+
     mw = mw_for(app)
     spoof = {"X-Proxy-Capabilities": "reproxy-file"}
     call(mw, "/r/x", headers=spoof)

@@ -29,7 +29,8 @@ def is_iso_host(environ):
 
 def load(tmp_path, filter_options):
     ini = tmp_path / "app.ini"
-    ini.write_text(textwrap.dedent("""
+    ini.write_text(
+        textwrap.dedent("""
         [pipeline:main]
         pipeline = reproxy backend
 
@@ -38,13 +39,17 @@ def load(tmp_path, filter_options):
 
         [filter:reproxy]
         use = egg:wsgi-reproxy
-    """) + filter_options)
+    """)
+        + filter_options
+    )
     return loadapp(f"config:{ini}")
 
 
 def test_ini_file_builds_the_middleware(tmp_path, file_server):
     """R1.4: the documented example works, and requests are reproxied through it."""
-    mw = load(tmp_path, textwrap.dedent(f"""
+    mw = load(
+        tmp_path,
+        textwrap.dedent(f"""
         allow = /downloads /media/*.iso re:^/v[0-9]+/blobs/ call:test_paste:is_iso_host
         deny = /downloads/private
         preserve = Content-Type Content-Disposition
@@ -57,7 +62,8 @@ def test_ini_file_builds_the_middleware(tmp_path, file_server):
         refuse_local = no
         pool_maxsize = 8
         pool_block = true
-    """))
+    """),
+    )
     assert isinstance(mw, ReproxyMiddleware)
     assert mw.allow.rules[:2] == ("/downloads", "/media/*.iso")
     assert mw.allow.rules[2].pattern == "^/v[0-9]+/blobs/"
@@ -68,8 +74,10 @@ def test_ini_file_builds_the_middleware(tmp_path, file_server):
     assert (mw.chunk_size, mw.max_urls, mw.resume) == (256 * 1024, 4, False)
     assert mw.pool.connection_pool_kw["maxsize"] == 8
     assert mw.pool.connection_pool_kw["block"] is True
-    BACKEND.headers = [("Content-Type", "application/x-iso"),
-                       ("X-Reproxy-Url", file_server.url("/files/small.txt"))]
+    BACKEND.headers = [
+        ("Content-Type", "application/x-iso"),
+        ("X-Reproxy-Url", file_server.url("/files/small.txt")),
+    ]
     result = call(mw, "/media/x.iso")
     assert result.body == FILES["small.txt"]
     assert result.header("Content-Type") == "application/x-iso"
@@ -84,27 +92,36 @@ def test_minimal_ini(tmp_path):
     mw.pool.clear()
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"timeout": "soon"}, "timeout = 'soon'"),
-    ({"timeout": "connect=1 write=2"}, "timeout"),
-    ({"chunk_size": "big"}, "chunk_size = 'big'"),
-    ({"chunk_size": "0"}, "chunk_size must be positive"),
-    ({"max_urls": "eight"}, "max_urls = 'eight'"),
-    ({"resume": "maybe"}, "resume = 'maybe'"),
-    ({"allow": "re:(unclosed"}, "bad regex"),
-    ({"allow": "call:no.such.module:rule"}, "cannot import"),
-    ({"preserve": "Content-Length"}, "preserve may not name"),
-    ({"upstream_hosts": "h:port"}, "upstream_hosts"),
-    ({"colour": "blue"}, "unknown wsgi-reproxy option 'colour'"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": "soon"}, "timeout = 'soon'"),
+        ({"timeout": "connect=1 write=2"}, "timeout"),
+        ({"chunk_size": "big"}, "chunk_size = 'big'"),
+        ({"chunk_size": "0"}, "chunk_size must be positive"),
+        ({"max_urls": "eight"}, "max_urls = 'eight'"),
+        ({"resume": "maybe"}, "resume = 'maybe'"),
+        ({"allow": "re:(unclosed"}, "bad regex"),
+        ({"allow": "call:no.such.module:rule"}, "cannot import"),
+        ({"preserve": "Content-Length"}, "preserve may not name"),
+        ({"upstream_hosts": "h:port"}, "upstream_hosts"),
+        ({"colour": "blue"}, "unknown wsgi-reproxy option 'colour'"),
+    ],
+)
 def test_bad_values_raise_with_the_option_named(options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         ReproxyMiddleware(BackendApp(), **options_from_strings(options))
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("30", 30.0), (" 2.5 ", 2.5), ("connect=1", (1.0, 30.0)), ("read=9 connect=1", (1.0, 9.0)),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("30", 30.0),
+        (" 2.5 ", 2.5),
+        ("connect=1", (1.0, 30.0)),
+        ("read=9 connect=1", (1.0, 9.0)),
+    ],
+)
 def test_timeout_strings(value, expected):
     timeout = options_from_strings({"timeout": value})["timeout"]
     if isinstance(expected, float):
@@ -114,10 +131,17 @@ def test_timeout_strings(value, expected):
         assert (timeout.connect_timeout, timeout.read_timeout) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("65536", 65536), ("64K", 65536), ("64k", 65536), ("1M", 1048576), ("1MiB", 1048576),
-    ("2 KB", 2048),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("65536", 65536),
+        ("64K", 65536),
+        ("64k", 65536),
+        ("1M", 1048576),
+        ("1MiB", 1048576),
+        ("2 KB", 2048),
+    ],
+)
 def test_size_strings(value, expected):
     assert options_from_strings({"chunk_size": value})["chunk_size"] == expected
 

@@ -25,11 +25,15 @@ def mw_for(app, **kwargs):
     return ReproxyMiddleware(app, allow=["/r/"], preserve=["Content-Type"], **kwargs)
 
 
-def broken(upto, *, first=0, last=SIZE - 1, etag=ETAG, status="200 OK",
-           last_modified=None, extra=()):
+def broken(
+    upto, *, first=0, last=SIZE - 1, etag=ETAG, status="200 OK", last_modified=None, extra=()
+):
     """A target that announces bytes first..last of 1m.bin, sends up to ``upto``, and dies."""
-    headers = [("Content-Type", "application/octet-stream"),
-               ("Content-Length", str(last - first + 1)), *extra]
+    headers = [
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(last - first + 1)),
+        *extra,
+    ]
     if etag is not None:
         headers.append(("ETag", etag))
     if last_modified is not None:
@@ -76,13 +80,20 @@ def test_resume_with_last_modified_as_validator(scripted, file_server):
 
 def test_resume_after_a_read_timeout(scripted, file_server):
     """A stalled body is a break like any other."""
-    head = response_head("200 OK", [("Content-Type", "application/octet-stream"),
-                                    ("Content-Length", str(SIZE)), ("ETag", etag_for("1m.bin"))])
+    head = response_head(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", str(SIZE)),
+            ("ETag", etag_for("1m.bin")),
+        ],
+    )
 
     def stall(conn, server):
         if server.read_request(conn):
             conn.sendall(head + DATA[:50_000])
             server.hold(conn)
+
     slow = scripted(stall)
     app = reproxy_app(slow.url("/f"), file_server.url("/files/1m.bin"))
     assert call(mw_for(app, timeout=0.3), "/r/f").body == DATA
@@ -90,20 +101,28 @@ def test_resume_after_a_read_timeout(scripted, file_server):
 
 def test_resume_chains_through_several_replicas(scripted, file_server):
     first = scripted(broken(100_000))
-    second_head = response_head("206 Partial Content", [
-        ("Content-Type", "application/octet-stream"), ("ETag", etag_for("1m.bin")),
-        ("Content-Length", str(SIZE - 100_000)),
-        ("Content-Range", f"bytes 100000-{SIZE - 1}/{SIZE}")])
+    second_head = response_head(
+        "206 Partial Content",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("ETag", etag_for("1m.bin")),
+            ("Content-Length", str(SIZE - 100_000)),
+            ("Content-Range", f"bytes 100000-{SIZE - 1}/{SIZE}"),
+        ],
+    )
     second = scripted(respond(second_head + DATA[100_000:400_000]))
     app = reproxy_app(first.url("/a"), second.url("/b"), file_server.url("/files/1m.bin"))
     assert call(mw_for(app), "/r/f").body == DATA
     assert file_server.requests[0].header("Range") == f"bytes=400000-{SIZE - 1}"
 
 
-@pytest.mark.parametrize(("target", "why"), [
-    ({"etag": 'W/"weak"'}, "the ETag is weak"),
-    ({"etag": None}, "no ETag or Last-Modified"),
-])
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ({"etag": 'W/"weak"'}, "the ETag is weak"),
+        ({"etag": None}, "no ETag or Last-Modified"),
+    ],
+)
 def test_no_strong_validator_aborts(scripted, file_server, target, why, caplog):
     """Without a strong validator the continuation cannot be proven: abort, ask no one."""
     dying = scripted(broken(10_000, **target))
@@ -149,13 +168,21 @@ def test_resume_can_be_turned_off(scripted, file_server):
 
 def test_resume_of_a_chunked_body_uses_the_expected_size(scripted, file_server):
     """Chunked: the full length is X-Reproxy-Expected-Size."""
-    head = response_head("200 OK", [("Content-Type", "application/octet-stream"),
-                                    ("Transfer-Encoding", "chunked"),
-                                    ("ETag", etag_for("1m.bin"))])
+    head = response_head(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Transfer-Encoding", "chunked"),
+            ("ETag", etag_for("1m.bin")),
+        ],
+    )
     part = DATA[:20_000]
     dying = scripted(respond(head + b"%x\r\n" % len(part) + part + b"\r\n"))
-    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"),
-                      extra_headers=[("X-Reproxy-Expected-Size", str(SIZE))])
+    app = reproxy_app(
+        dying.url("/f"),
+        file_server.url("/files/1m.bin"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(SIZE))],
+    )
     assert call(mw_for(app), "/r/f").body == DATA
     # urllib3 may drop a partly read chunk with the error: the offset is what the client got
     assert file_server.requests[0].header("Range").endswith(f"-{SIZE - 1}")

@@ -35,8 +35,9 @@ PREFIX_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "path", "expected"), PREFIX_CASES,
-                         ids=[f"{r}~{p}" for r, p, _ in PREFIX_CASES])
+@pytest.mark.parametrize(
+    ("rule", "path", "expected"), PREFIX_CASES, ids=[f"{r}~{p}" for r, p, _ in PREFIX_CASES]
+)
 def test_prefix_rules_match_on_segment_boundaries(rule, path, expected):
     """R2.2: a plain string is a path prefix on segment boundaries."""
     assert enabled([rule], path) is expected
@@ -55,8 +56,9 @@ GLOB_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "path", "expected"), GLOB_CASES,
-                         ids=[f"{r}~{p}" for r, p, _ in GLOB_CASES])
+@pytest.mark.parametrize(
+    ("rule", "path", "expected"), GLOB_CASES, ids=[f"{r}~{p}" for r, p, _ in GLOB_CASES]
+)
 def test_glob_rules(rule, path, expected):
     """R2.2: globs with '/' match the whole path, without one the last segment."""
     assert enabled([rule], path) is expected
@@ -71,8 +73,10 @@ def test_regex_rules_use_search():
 
 def test_callable_rules_receive_the_environ():
     """R2.2: a callable decides from the environ (host, method ...)."""
+
     def rule(environ):
         return environ["HTTP_HOST"] == "files.example"
+
     assert enabled([rule], "/x", HTTP_HOST="files.example") is True
     assert enabled([rule], "/x", HTTP_HOST="www.example") is False
 

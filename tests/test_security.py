@@ -15,19 +15,33 @@ from wsgi_reproxy.guard import guarded_pool, is_local_address
 SMALL = FILES["small.txt"]
 
 
-@pytest.mark.parametrize(("address", "local"), [
-    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("169.254.169.254", True),
-    ("fe80::1", True), ("fe80::1%eth0", True), ("0.0.0.0", True), ("::ffff:127.0.0.1", True),
-    ("10.1.2.3", False), ("192.168.1.1", False), ("93.184.216.34", False), ("fd00::1", False),
-])
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("169.254.169.254", True),
+        ("fe80::1", True),
+        ("fe80::1%eth0", True),
+        ("0.0.0.0", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.1.2.3", False),
+        ("192.168.1.1", False),
+        ("93.184.216.34", False),
+        ("fd00::1", False),
+    ],
+)
 def test_local_addresses(address, local):
     assert is_local_address(address) is local
 
 
 def test_refuse_local_refuses_loopback_targets(file_server, caplog):
     """refuse_local: a name or literal that reaches 127.0.0.1 is refused before any request."""
-    for url in (file_server.url("/files/small.txt"),
-                f"http://localhost:{file_server.port}/files/small.txt"):
+    for url in (
+        file_server.url("/files/small.txt"),
+        f"http://localhost:{file_server.port}/files/small.txt",
+    ):
         mw = ReproxyMiddleware(reproxy_app(url), allow=["/r/"], refuse_local=True, timeout=2)
         with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
             result = call(mw, "/r/f")
@@ -40,8 +54,13 @@ def test_refuse_local_refuses_loopback_targets(file_server, caplog):
 def test_refuse_local_allows_addresses_named_in_upstream_hosts(file_server):
     """...unless upstream_hosts names the address itself."""
     url = f"http://localhost:{file_server.port}/files/small.txt"
-    mw = ReproxyMiddleware(reproxy_app(url), allow=["/r/"], refuse_local=True, timeout=2,
-                           upstream_hosts=["localhost:*", f"127.0.0.1:{file_server.port}"])
+    mw = ReproxyMiddleware(
+        reproxy_app(url),
+        allow=["/r/"],
+        refuse_local=True,
+        timeout=2,
+        upstream_hosts=["localhost:*", f"127.0.0.1:{file_server.port}"],
+    )
     try:
         assert call(mw, "/r/f").body == SMALL
     finally:
@@ -66,33 +85,46 @@ def test_refuse_local_guards_https_too(file_server):
     assert file_server.requests == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://STORE-1.INTERNAL./f", "http://store-1.internal:80/f", "https://store-1.internal/f",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://STORE-1.INTERNAL./f",
+        "http://store-1.internal:80/f",
+        "https://store-1.internal/f",
+    ],
+)
 def test_upstream_hosts_normalises_before_matching(url):
     """Upper case, trailing dots and explicit default ports all name the same host."""
     from wsgi_reproxy.directive import HostPatterns, check_url
+
     assert check_url(url, HostPatterns(["store-*.internal"])) is None
 
 
-@pytest.mark.parametrize("url", [
-    "http://store-1.internal@127.0.0.1/f",        # userinfo hiding the real host
-    "http://127.0.0.1#@store-1.internal/f",       # fragment trick
-    "http://store-1.internal%2f@127.0.0.1/",      # encoded slash in userinfo
-    "http://%73tore-1.internal/f",                # percent-encoded host
-    "http://[::1]/f", "http://0x7f000001/f", "http://2130706433/f",
-    "http://store-1.internal:6379/f",             # other port than the default
-    "http://store-1.internal.evil.example/f",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://store-1.internal@127.0.0.1/f",  # userinfo hiding the real host
+        "http://127.0.0.1#@store-1.internal/f",  # fragment trick
+        "http://store-1.internal%2f@127.0.0.1/",  # encoded slash in userinfo
+        "http://%73tore-1.internal/f",  # percent-encoded host
+        "http://[::1]/f",
+        "http://0x7f000001/f",
+        "http://2130706433/f",
+        "http://store-1.internal:6379/f",  # other port than the default
+        "http://store-1.internal.evil.example/f",
+    ],
+)
 def test_upstream_hosts_cannot_be_tricked(url):
     from wsgi_reproxy.directive import HostPatterns, check_url
+
     assert check_url(url, HostPatterns(["store-*.internal"])) is not None
 
 
 def test_redirect_is_never_followed_even_to_an_allowed_host(file_server):
     """A 302 from a target fails that URL: redirects bypass allow-lists."""
-    result = call(ReproxyMiddleware(reproxy_app(file_server.url("/status/302")), allow=["/r/"]),
-                  "/r/f")
+    result = call(
+        ReproxyMiddleware(reproxy_app(file_server.url("/status/302")), allow=["/r/"]), "/r/f"
+    )
     assert result.code == 502
     assert [r.path for r in file_server.requests] == ["/status/302"]
 

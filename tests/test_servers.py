@@ -46,8 +46,9 @@ def server(request, storage):
         pytest.fail(f"{request.param} is not installed: pip install -e '.[test]'")
     dead = closed_port_url("").rstrip("/")
     replicas = f"{dead} {storage.base}/missing {storage.base}"
-    with ServerProcess(request.param, {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4"},
-                       threads=4) as process:
+    with ServerProcess(
+        request.param, {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4"}, threads=4
+    ) as process:
         yield process
 
 
@@ -80,8 +81,9 @@ def test_head_and_range(server, client):
     assert head.status == 200
     assert head.headers["Content-Length"] == str(len(BIG))
     assert head.data == b""
-    ranged = client.request("GET", server.base + "/r/50m.bin",
-                            headers={"Range": "bytes=1000000-1999999"})
+    ranged = client.request(
+        "GET", server.base + "/r/50m.bin", headers={"Range": "bytes=1000000-1999999"}
+    )
     assert ranged.status == 206
     assert ranged.headers["Content-Range"] == f"bytes 1000000-1999999/{len(BIG)}"
     assert ranged.data == BIG[1_000_000:2_000_000]

@@ -32,16 +32,53 @@ def command(kind: str, port: int, threads: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if kind.startswith("gunicorn-"):
         worker = kind.removeprefix("gunicorn-")
-        return [sys.executable, "-m", "gunicorn", "-b", bind, "-w", "1", "-k", worker,
-                "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "1",
-                "--chdir", str(APPS), "serverapp:application"]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            bind,
+            "-w",
+            "1",
+            "-k",
+            worker,
+            "--threads",
+            str(threads),
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "1",
+            "--chdir",
+            str(APPS),
+            "serverapp:application",
+        ]
     if kind == "waitress":
-        return [sys.executable, "-m", "waitress", f"--listen={bind}", f"--threads={threads}",
-                "serverapp:application"]
+        return [
+            sys.executable,
+            "-m",
+            "waitress",
+            f"--listen={bind}",
+            f"--threads={threads}",
+            "serverapp:application",
+        ]
     if kind == "uwsgi":
-        return [uwsgi_binary(), "--http11-socket", bind, "--master", "--processes", "1",
-                "--threads", str(threads), "--chdir", str(APPS), "--module",
-                "serverapp:application", "--die-on-term", "--need-app", "--disable-logging"]
+        return [
+            uwsgi_binary(),
+            "--http11-socket",
+            bind,
+            "--master",
+            "--processes",
+            "1",
+            "--threads",
+            str(threads),
+            "--chdir",
+            str(APPS),
+            "--module",
+            "serverapp:application",
+            "--die-on-term",
+            "--need-app",
+            "--disable-logging",
+        ]
     raise ValueError(kind)
 
 
@@ -55,12 +92,20 @@ class ServerProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
-            prefix=f"{kind}-", suffix=".log", delete=False)
-        environ = {**os.environ, **env,
-                   "PYTHONPATH": os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")])}
-        self.process = subprocess.Popen(command(kind, self.port, threads), env=environ,
-                                        stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+            prefix=f"{kind}-", suffix=".log", delete=False
+        )
+        environ = {
+            **os.environ,
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.process = subprocess.Popen(
+            command(kind, self.port, threads),
+            env=environ,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 20.0) -> None:

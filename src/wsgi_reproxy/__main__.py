@@ -27,20 +27,29 @@ def _port(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsgi_reproxy",
-        description="wsgi-reproxy: the X-Reproxy-Url protocol (perlbal, mod_reproxy) for WSGI.")
+        description="wsgi-reproxy: the X-Reproxy-Url protocol (perlbal, mod_reproxy) for WSGI.",
+    )
     parser.add_argument("--version", action="version", version=f"wsgi-reproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
-        "demo", help="run a self-contained demo on 127.0.0.1",
+        "demo",
+        help="run a self-contained demo on 127.0.0.1",
         description="Start two storage replicas, a dead one, a backend app and the middleware "
-                    "in front of it, all on 127.0.0.1; print curl commands and serve until "
-                    "Ctrl-C, or with --check test it all and exit.")
-    run.add_argument("--port", type=_port, default=0,
-                     help="front port (default: 0, any free port)")
-    run.add_argument("--check", action="store_true",
-                     help="make the requests itself, print PASS/FAIL lines, exit 0 if all pass")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="log every upstream attempt (and, with --check, the middleware's log)")
+        "in front of it, all on 127.0.0.1; print curl commands and serve until "
+        "Ctrl-C, or with --check test it all and exit.",
+    )
+    run.add_argument("--port", type=_port, default=0, help="front port (default: 0, any free port)")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="make the requests itself, print PASS/FAIL lines, exit 0 if all pass",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every upstream attempt (and, with --check, the middleware's log)",
+    )
     return parser
 
 
@@ -55,8 +64,9 @@ def console_logging(level: int | None) -> Iterator[None]:
         return
     logger = logging.getLogger("wsgi_reproxy")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
     saved_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -78,8 +78,18 @@ class ReproxyBody:
     short body as if it were whole (SPEC R6.4).
     """
 
-    __slots__ = ("_app_iterable", "_chunk_size", "_closed", "_complete", "_expected",
-                 "_has_body", "_response", "_resume", "_sent", "url")
+    __slots__ = (
+        "_app_iterable",
+        "_chunk_size",
+        "_closed",
+        "_complete",
+        "_expected",
+        "_has_body",
+        "_response",
+        "_resume",
+        "_sent",
+        "url",
+    )
 
     def __init__(
         self,
@@ -141,8 +151,13 @@ class ReproxyBody:
         found = resume.resume(self._sent)
         if found is None:
             self._abort(f"{reason}; no other URL could prove the rest of the body")
-        log.warning("reproxied body from %r broke after %d bytes (%s); resuming from %r",
-                    self.url, self._sent, reason, found[0])
+        log.warning(
+            "reproxied body from %r broke after %d bytes (%s); resuming from %r",
+            self.url,
+            self._sent,
+            reason,
+            found[0],
+        )
         self.url, self._response, self._resume = found
 
     def _abort(self, reason: str) -> NoReturn:

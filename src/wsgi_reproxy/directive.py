@@ -91,8 +91,9 @@ class HostPatterns:
         compiled = []
         for pattern in self.patterns:
             if not isinstance(pattern, str) or not pattern.strip():
-                raise TypeError(f"upstream_hosts: each pattern must be a non-empty str, "
-                                f"not {pattern!r}")
+                raise TypeError(
+                    f"upstream_hosts: each pattern must be a non-empty str, not {pattern!r}"
+                )
             host, port = _split_host_port(pattern.strip())
             if port is not None and not re.fullmatch(r"[0-9*?\[\]!-]+", port):
                 raise ValueError(f"upstream_hosts: bad port in {pattern!r}")
@@ -186,8 +187,9 @@ def parse_directive(
     if size_values:
         sizes = {parse_expected_size(value) for value in size_values}
         if None in sizes or len(sizes) != 1:
-            return InvalidDirective(f"X-Reproxy-Expected-Size {size_values!r} is not one "
-                                    f"non-negative integer")
+            return InvalidDirective(
+                f"X-Reproxy-Expected-Size {size_values!r} is not one non-negative integer"
+            )
         expected_size = sizes.pop()
     urls = []
     for token in tokens[:max_urls]:
@@ -226,8 +228,11 @@ def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[
             raise ValueError(f"cannot reproxy {url!r}: it {reason}")
     headers = [("X-Reproxy-Url", " ".join(urls))]
     if expected_size is not None:
-        if isinstance(expected_size, bool) or not isinstance(expected_size, int) \
-                or expected_size < 0:
+        if (
+            isinstance(expected_size, bool)
+            or not isinstance(expected_size, int)
+            or expected_size < 0
+        ):
             raise ValueError(f"expected_size must be a non-negative int, not {expected_size!r}")
         headers.append(("X-Reproxy-Expected-Size", str(expected_size)))
     return headers

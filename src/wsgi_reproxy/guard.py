@@ -49,7 +49,8 @@ class _RefuseLocal:
             raise NewConnectionError(
                 self,  # type: ignore[arg-type]  # always mixed into an HTTPConnection
                 f"refused: {self.host!r} is the local address {address} "
-                      f"(refuse_local=True; name it in upstream_hosts to allow it)")
+                f"(refuse_local=True; name it in upstream_hosts to allow it)",
+            )
         return sock
 
 
@@ -70,11 +71,15 @@ def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolMa
 
     GuardedHTTPConnection.allowed = GuardedHTTPSConnection.allowed = allowed
     pool = urllib3.PoolManager(**pool_kw)
-    pool.pool_classes_by_scheme = {"http": GuardedHTTPConnectionPool,
-                                   "https": GuardedHTTPSConnectionPool}
+    pool.pool_classes_by_scheme = {
+        "http": GuardedHTTPConnectionPool,
+        "https": GuardedHTTPSConnectionPool,
+    }
     return pool
 
 
 def is_guarded(pool: urllib3.PoolManager) -> bool:
-    return all(issubclass(getattr(cls, "ConnectionCls", object), _RefuseLocal)
-               for cls in pool.pool_classes_by_scheme.values())
+    return all(
+        issubclass(getattr(cls, "ConnectionCls", object), _RefuseLocal)
+        for cls in pool.pool_classes_by_scheme.values()
+    )

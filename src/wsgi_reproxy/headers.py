@@ -23,10 +23,20 @@ Headers = list[tuple[str, str]]
 # RFC 9110 §7.6.1 and RFC 2616 §13.5.1 (``Trailers`` is 2616's spelling, ``Trailer`` the
 # header's real name; ``Proxy-Connection`` is the pre-standard one some clients still send).
 # PEP 3333 forbids a WSGI app from sending any of these; servers raise when they see one.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 # Headers that describe the bytes on the wire: they can only come from the target that sent
 # those bytes (SPEC R4.4), never from the app's discarded body.
 FRAMING = frozenset({"content-length", "transfer-encoding", "content-range", "content-encoding"})

@@ -60,8 +60,15 @@ WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 CAPABILITY = "reproxy-file"
 CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
 URL_ENVIRON_KEY = "wsgi_reproxy.url"
-DEFAULT_FORWARD = ("Range", "If-Range", "If-Modified-Since", "If-Unmodified-Since",
-                   "If-None-Match", "If-Match", "Accept-Encoding")
+DEFAULT_FORWARD = (
+    "Range",
+    "If-Range",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-None-Match",
+    "If-Match",
+    "Accept-Encoding",
+)
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 DEFAULT_CHUNK_SIZE = 64 * 1024
 DEFAULT_MAX_URLS = 8
@@ -89,13 +96,16 @@ def _scrub_environ(environ: dict[str, Any]) -> None:
 
 def _strip_start_response(start_response: StartResponse) -> StartResponse:
     """start_response that drops X-Reproxy-* headers and passes everything else through."""
-    def strip(status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-              ) -> Callable[[bytes], object]:
+
+    def strip(
+        status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
         for name, _ in headers:
             if name[:10].lower() == "x-reproxy-":
                 headers = strip_reproxy_headers(headers)
                 break
         return start_response(status, headers, exc_info)
+
     return strip
 
 
@@ -134,9 +144,23 @@ class ReproxyMiddleware:
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
-    __slots__ = ("_forward", "_hosts", "_preserve", "allow", "app", "chunk_size", "deny",
-                 "forward", "max_urls", "pool", "preserve", "refuse_local", "resume", "timeout",
-                 "upstream_hosts")
+    __slots__ = (
+        "_forward",
+        "_hosts",
+        "_preserve",
+        "allow",
+        "app",
+        "chunk_size",
+        "deny",
+        "forward",
+        "max_urls",
+        "pool",
+        "preserve",
+        "refuse_local",
+        "resume",
+        "timeout",
+        "upstream_hosts",
+    )
 
     app: WSGIApp
     allow: RuleSet
@@ -175,20 +199,39 @@ class ReproxyMiddleware:
         if pool is not None and not isinstance(pool, urllib3.PoolManager):
             raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
         if refuse_local and pool is not None and not is_guarded(pool):
-            raise ValueError("refuse_local=True checks addresses in the middleware's own pool: "
-                             "pass pool=None, or a pool made by wsgi_reproxy.guard.guarded_pool")
-        hosts = None if upstream_hosts is None else HostPatterns(
-            ensure_collection(upstream_hosts, "upstream_hosts"))
+            raise ValueError(
+                "refuse_local=True checks addresses in the middleware's own pool: "
+                "pass pool=None, or a pool made by wsgi_reproxy.guard.guarded_pool"
+            )
+        hosts = (
+            None
+            if upstream_hosts is None
+            else HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
+        )
         set_ = object.__setattr__
         set_(self, "app", app)
         set_(self, "allow", compile_rules(allow, "allow"))
         set_(self, "deny", compile_rules(deny, "deny"))
-        set_(self, "preserve", header_names(
-            preserve, "preserve", FRAMING | HOP_BY_HOP,
-            "framing, hop-by-hop and X-Reproxy-* headers always come from the target"))
-        set_(self, "forward", header_names(
-            forward, "forward", NEVER_FORWARDED,
-            "Host comes from the URL; Cookie, Authorization and hop-by-hop headers never leave"))
+        set_(
+            self,
+            "preserve",
+            header_names(
+                preserve,
+                "preserve",
+                FRAMING | HOP_BY_HOP,
+                "framing, hop-by-hop and X-Reproxy-* headers always come from the target",
+            ),
+        )
+        set_(
+            self,
+            "forward",
+            header_names(
+                forward,
+                "forward",
+                NEVER_FORWARDED,
+                "Host comes from the URL; Cookie, Authorization and hop-by-hop headers never leave",
+            ),
+        )
         set_(self, "upstream_hosts", hosts)
         set_(self, "timeout", timeout_option(timeout))
         set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
@@ -198,8 +241,13 @@ class ReproxyMiddleware:
                 raise TypeError(f"{option} must be True or False, not {flag!r}")
         set_(self, "resume", resume)
         set_(self, "refuse_local", refuse_local)
-        set_(self, "pool", pool if pool is not None else make_pool(
-            self.timeout, refuse_local=refuse_local, allowed=hosts))
+        set_(
+            self,
+            "pool",
+            pool
+            if pool is not None
+            else make_pool(self.timeout, refuse_local=refuse_local, allowed=hosts),
+        )
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
         set_(self, "_hosts", hosts)
@@ -208,8 +256,10 @@ class ReproxyMiddleware:
         raise AttributeError(f"{type(self).__name__} is immutable once constructed")
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.app!r}, allow={list(self.allow.rules)!r}, "
-                f"preserve={list(self.preserve)!r})")
+        return (
+            f"{type(self).__name__}({self.app!r}, allow={list(self.allow.rules)!r}, "
+            f"preserve={list(self.preserve)!r})"
+        )
 
     def enabled(self, environ: dict[str, Any]) -> bool:
         """Is reproxying enabled for this request (R2.3)?"""
@@ -229,8 +279,9 @@ class ReproxyMiddleware:
 
     def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
         rejected: list[Rejected] = []
-        directive = parse_directive(headers, max_urls=self.max_urls, hosts=self._hosts,
-                                    rejected=rejected)
+        directive = parse_directive(
+            headers, max_urls=self.max_urls, hosts=self._hosts, rejected=rejected
+        )
         for item in rejected:
             log.warning("reproxy URL skipped: %r %s", item.url, item.reason)
         return directive
@@ -239,11 +290,20 @@ class ReproxyMiddleware:
 class _Exchange:
     """One enabled request: watches the app's start_response, then reproxies or passes."""
 
-    __slots__ = ("app_headers", "app_status", "directive", "environ", "mw", "passed",
-                 "start_response", "started")
+    __slots__ = (
+        "app_headers",
+        "app_status",
+        "directive",
+        "environ",
+        "mw",
+        "passed",
+        "start_response",
+        "started",
+    )
 
-    def __init__(self, mw: ReproxyMiddleware, environ: dict[str, Any],
-                 start_response: StartResponse) -> None:
+    def __init__(
+        self, mw: ReproxyMiddleware, environ: dict[str, Any], start_response: StartResponse
+    ) -> None:
         self.mw = mw
         self.environ = environ
         self.start_response = start_response
@@ -252,8 +312,9 @@ class _Exchange:
         self.directive: Directive | InvalidDirective | None = None
         self.app_headers: list[tuple[str, str]] = []
 
-    def app_start_response(self, status: str, headers: list[tuple[str, str]],
-                           exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+    def app_start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
         if exc_info is not None:
             # An error page is the app's own answer: pass it, never reproxy it (R4.2).  If
             # the real headers were already sent, the real start_response re-raises.
@@ -261,8 +322,7 @@ class _Exchange:
             self.directive = None
             return self.start_response(status, strip_reproxy_headers(headers), exc_info)
         if self.started:
-            raise AssertionError("start_response called a second time without exc_info "
-                                 "(PEP 3333)")
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
         self.started = True
         directive = self.mw._parse(headers)
         if directive is None:
@@ -281,8 +341,11 @@ class _Exchange:
                 rest = iter(app_iterable)
                 head = self._wait_for_start_response(rest)
             if self.passed:
-                return ClosingIterable(head, rest, app_iterable) if head or rest is not \
-                    app_iterable else app_iterable
+                return (
+                    ClosingIterable(head, rest, app_iterable)
+                    if head or rest is not app_iterable
+                    else app_iterable
+                )
             return self._reproxy(app_iterable)
         except BaseException:
             close_iterable(app_iterable)
@@ -306,15 +369,18 @@ class _Exchange:
             return self._error(502, app_iterable)
         assert directive is not None
         method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
-        request_headers = upstream_request_headers(self.environ, self.mw._forward, method,
-                                                   USER_AGENT)
+        request_headers = upstream_request_headers(
+            self.environ, self.mw._forward, method, USER_AGENT
+        )
         try:
-            fetched = fetch_first(self.mw.pool, directive, method, request_headers,
-                                  self.mw.timeout)
+            fetched = fetch_first(self.mw.pool, directive, method, request_headers, self.mw.timeout)
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
-            log.error("reproxy failed, answering %d: every URL failed: %s", status,
-                      "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts))
+            log.error(
+                "reproxy failed, answering %d: every URL failed: %s",
+                status,
+                "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
+            )
             return self._error(status, app_iterable)
         response = fetched.response
         headers, unsafe = clean_target_headers(response.headers.items())
@@ -323,10 +389,15 @@ class _Exchange:
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
         has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
         self.environ[URL_ENVIRON_KEY] = fetched.url
-        body = ReproxyBody(response, url=fetched.url, chunk_size=self.mw.chunk_size,
-                           app_iterable=app_iterable, has_body=has_body,
-                           expected_length=_expected_length(response, has_body, directive),
-                           resume=self._plan_resume(fetched, request_headers, directive))
+        body = ReproxyBody(
+            response,
+            url=fetched.url,
+            chunk_size=self.mw.chunk_size,
+            app_iterable=app_iterable,
+            has_body=has_body,
+            expected_length=_expected_length(response, has_body, directive),
+            resume=self._plan_resume(fetched, request_headers, directive),
+        )
         try:
             self.start_response(_status_line(response.status, response.reason), headers)
         except BaseException:
@@ -335,22 +406,31 @@ class _Exchange:
         log.debug("reproxying %r: %d", fetched.url, response.status)
         return body
 
-    def _plan_resume(self, fetched: Fetched, request_headers: dict[str, str],
-                     directive: Directive) -> Resumer | NoResume:
+    def _plan_resume(
+        self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
+    ) -> Resumer | NoResume:
         if not self.mw.resume:
             return NoResume("resume=False")
-        return plan_resume(fetched.response, later_urls=fetched.later_urls,
-                           headers=request_headers, pool=self.mw.pool,
-                           timeout=self.mw.timeout, expected_size=directive.expected_size)
+        return plan_resume(
+            fetched.response,
+            later_urls=fetched.later_urls,
+            headers=request_headers,
+            pool=self.mw.pool,
+            timeout=self.mw.timeout,
+            expected_size=directive.expected_size,
+        )
 
     def _error(self, status: int, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
         phrase = HTTPStatus(status).phrase
         text = f"{status} {phrase}: the file could not be fetched from storage.\n".encode()
-        self.start_response(f"{status} {phrase}", [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(text))),
-            ("Cache-Control", "no-store"),
-        ])
+        self.start_response(
+            f"{status} {phrase}",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(text))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
         return ClosingIterable([text], (), app_iterable)
 
 

@@ -75,8 +75,9 @@ def _timeout(value: str) -> float | urllib3.Timeout:
         seconds.update((name, float(value)) for name, value in parts.items())
         return urllib3.Timeout(**seconds)
     except ValueError:
-        raise ValueError(f"timeout = {value!r}: expected seconds (30) or 'connect=5 read=30'"
-                         ) from None
+        raise ValueError(
+            f"timeout = {value!r}: expected seconds (30) or 'connect=5 read=30'"
+        ) from None
 
 
 def _rule(token: str, option: str) -> object:
@@ -130,12 +131,17 @@ def _pool(options: Mapping[str, Any], pool_kw: dict[str, Any]) -> urllib3.PoolMa
     if not isinstance(timeout, urllib3.Timeout):
         timeout = urllib3.Timeout(connect=timeout, read=timeout)
     hosts = options.get("upstream_hosts")
-    return make_pool(timeout, refuse_local=options.get("refuse_local", False),
-                     allowed=None if hosts is None else HostPatterns(hosts), **pool_kw)
+    return make_pool(
+        timeout,
+        refuse_local=options.get("refuse_local", False),
+        allowed=None if hosts is None else HostPatterns(hosts),
+        **pool_kw,
+    )
 
 
-def filter_app_factory(app: WSGIApp, global_conf: Mapping[str, str],
-                       **local_conf: str) -> ReproxyMiddleware:
+def filter_app_factory(
+    app: WSGIApp, global_conf: Mapping[str, str], **local_conf: str
+) -> ReproxyMiddleware:
     """``paste.filter_app_factory`` entry point ``main``: wrap ``app`` with the options of
     the ``[filter:...]`` section (``global_conf`` is not used: options are per filter)."""
     return ReproxyMiddleware(app, **options_from_strings(local_conf))

@@ -64,8 +64,11 @@ class Resumer:
         break too; None when no URL left could prove the continuation.
         """
         start = self.first + sent
-        headers = {**self.headers, "Range": f"bytes={start}-{self.last}",
-                   "If-Range": self.validator}
+        headers = {
+            **self.headers,
+            "Range": f"bytes={start}-{self.last}",
+            "If-Range": self.validator,
+        }
         for index, url in enumerate(self.urls):
             try:
                 response = open_url(self.pool, url, "GET", headers, self.timeout)
@@ -74,7 +77,7 @@ class Resumer:
                 continue
             reason = self._disproves(response, start)
             if reason is None:
-                rest = self.urls[index + 1:]
+                rest = self.urls[index + 1 :]
                 following = replace(self, urls=rest) if rest else NoResume("no URL left")
                 return url, response, following
             log.warning("reproxy resume refused: %r: %s", url, reason)
@@ -87,8 +90,10 @@ class Resumer:
             return f"status {response.status}, not 206"
         content_range = parse_content_range(response.headers.get("Content-Range"))
         if content_range != (start, self.last, self.total):
-            return (f"Content-Range {response.headers.get('Content-Range')!r} is not "
-                    f"bytes {start}-{self.last}/{self.total}")
+            return (
+                f"Content-Range {response.headers.get('Content-Range')!r} is not "
+                f"bytes {start}-{self.last}/{self.total}"
+            )
         if response.headers.get("Content-Encoding") != self.encoding:
             return "a different Content-Encoding"
         return None
@@ -136,11 +141,21 @@ def plan_resume(
             return NoResume("the full length is unknown")
         first, last, total = 0, known - 1, known
     base = {k: v for k, v in headers.items() if k.lower() not in _RANGE_HEADERS}
-    return Resumer(pool, timeout, later_urls, base, validator, first, last, total,
-                   response.headers.get("Content-Encoding"))
+    return Resumer(
+        pool,
+        timeout,
+        later_urls,
+        base,
+        validator,
+        first,
+        last,
+        total,
+        response.headers.get("Content-Encoding"),
+    )
 
 
 # Conditional headers are dropped from a resume request: the continuation is judged by
 # If-Range against the first target's validator, not by the client's own conditions.
-_RANGE_HEADERS = frozenset({"range", "if-range", "if-none-match", "if-modified-since",
-                            "if-match", "if-unmodified-since"})
+_RANGE_HEADERS = frozenset(
+    {"range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"}
+)

@@ -69,8 +69,10 @@ def _compile_one(rule: object, option: str) -> Predicate:
 def ensure_collection(value: object, option: str) -> list[Any]:
     """Refuse a bare string where a collection is expected: ``allow="/x"`` is a bug."""
     if isinstance(value, str | bytes | bytearray):
-        raise TypeError(f"{option} must be a list of values, not a single {type(value).__name__}"
-                        f" ({option}=[{value!r}] is probably what you meant)")
+        raise TypeError(
+            f"{option} must be a list of values, not a single {type(value).__name__}"
+            f" ({option}=[{value!r}] is probably what you meant)"
+        )
     if not isinstance(value, Iterable):
         raise TypeError(f"{option} must be a list of values, not {type(value).__name__}")
     return list(value)

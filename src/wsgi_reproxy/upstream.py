@@ -39,13 +39,22 @@ NO_BODY_STATUSES = frozenset({204, 304})
 
 
 def make_pool(
-    timeout: urllib3.Timeout, *, refuse_local: bool = False, allowed: HostPatterns | None = None,
-    maxsize: int = 32, block: bool = False,
+    timeout: urllib3.Timeout,
+    *,
+    refuse_local: bool = False,
+    allowed: HostPatterns | None = None,
+    maxsize: int = 32,
+    block: bool = False,
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, and room for a gthread worker's threads."""
-    options: dict[str, Any] = {"num_pools": 64, "maxsize": maxsize, "block": block,
-                               "retries": False, "timeout": timeout}
+    options: dict[str, Any] = {
+        "num_pools": 64,
+        "maxsize": maxsize,
+        "block": block,
+        "retries": False,
+        "timeout": timeout,
+    }
     if refuse_local:
         return guarded_pool(allowed, **options)
     return urllib3.PoolManager(**options)
@@ -114,8 +123,9 @@ def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> N
     if length is None and status == 200:
         return  # no length announced: the body stream enforces the expected size instead
     if length != expected_size:
-        raise UpstreamError(url, f"size {length} differs from X-Reproxy-Expected-Size "
-                                 f"{expected_size}")
+        raise UpstreamError(
+            url, f"size {length} differs from X-Reproxy-Expected-Size {expected_size}"
+        )
 
 
 def open_url(
@@ -129,8 +139,14 @@ def open_url(
     log.debug("reproxy attempt: %s %r", method, url)
     try:
         return pool.urlopen(
-            method, url, headers=dict(headers), redirect=False, retries=False,
-            preload_content=False, decode_content=False, timeout=timeout,
+            method,
+            url,
+            headers=dict(headers),
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=timeout,
         )
     except (HTTPError, OSError) as error:
         raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
@@ -180,5 +196,5 @@ def fetch_first(
             log.warning("reproxy attempt failed: %r: %s", url, error.reason)
             failures.append(error.attempt)
             continue
-        return Fetched(url, response, tuple(failures), directive.urls[index + 1:])
+        return Fetched(url, response, tuple(failures), directive.urls[index + 1 :])
     raise AllUpstreamsFailed(failures)

@@ -44,8 +44,9 @@ def backend(environ, start_response):
     if path == "/stats":
         with _lock:
             body = json.dumps(_stats).encode()
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
     name = path.rpartition("/")[2]
     if path.startswith("/r/") and can_reproxy(environ):
@@ -58,7 +59,13 @@ def backend(environ, start_response):
     return _Counted([body])
 
 
-pool = urllib3.PoolManager(maxsize=int(os.environ.get("RP_POOL_SIZE", "2")), block=True,
-                           retries=False)
-application = ReproxyMiddleware(backend, allow=["/r/"], preserve=["Content-Type"], pool=pool,
-                                timeout=urllib3.Timeout(connect=2, read=5))
+pool = urllib3.PoolManager(
+    maxsize=int(os.environ.get("RP_POOL_SIZE", "2")), block=True, retries=False
+)
+application = ReproxyMiddleware(
+    backend,
+    allow=["/r/"],
+    preserve=["Content-Type"],
+    pool=pool,
+    timeout=urllib3.Timeout(connect=2, read=5),
+)

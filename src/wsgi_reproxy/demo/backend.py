@@ -13,8 +13,9 @@ __all__ = ["BackendApp"]
 
 def _text_response(start_response: StartResponse, status: str, text: str) -> list[bytes]:
     data = text.encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 
@@ -28,13 +29,13 @@ class BackendApp:
     for perlbal might: reproxying is off there, so the middleware must strip it (SPEC R4.2).
     """
 
-    def __init__(self, catalogue: Mapping[str, DemoFile],
-                 locate: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self, catalogue: Mapping[str, DemoFile], locate: Callable[[str], list[str]]
+    ) -> None:
         self.catalogue = catalogue
         self.locate = locate  # name -> storage URLs, in the order to try them
 
-    def __call__(self, environ: WSGIEnvironment,
-                 start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path == "/":
             return _text_response(start_response, "200 OK", self._index())
@@ -55,19 +56,26 @@ class BackendApp:
         return "\n".join(lines) + "\n"
 
     def _reproxy(self, stored: DemoFile, start_response: StartResponse) -> list[bytes]:
-        start_response("200 OK", [
-            ("Content-Type", stored.content_type),
-            ("Content-Disposition", f'attachment; filename="{stored.name}"'),
-            *reproxy_headers(*self.locate(stored.name), expected_size=len(stored.data)),
-        ])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", stored.content_type),
+                ("Content-Disposition", f'attachment; filename="{stored.name}"'),
+                *reproxy_headers(*self.locate(stored.name), expected_size=len(stored.data)),
+            ],
+        )
         return []
 
-    def _serve(self, stored: DemoFile, disposition: str, start_response: StartResponse,
-               *, head: bool) -> list[bytes]:
-        start_response("200 OK", [
-            ("Content-Type", stored.content_type),
-            ("Content-Length", str(len(stored.data))),
-            ("Content-Disposition", f'{disposition}; filename="{stored.name}"'),
-            *reproxy_headers(*self.locate(stored.name)),  # the stray one: must not leak
-        ])
+    def _serve(
+        self, stored: DemoFile, disposition: str, start_response: StartResponse, *, head: bool
+    ) -> list[bytes]:
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", stored.content_type),
+                ("Content-Length", str(len(stored.data))),
+                ("Content-Disposition", f'{disposition}; filename="{stored.name}"'),
+                *reproxy_headers(*self.locate(stored.name)),  # the stray one: must not leak
+            ],
+        )
         return [] if head else [stored.data]

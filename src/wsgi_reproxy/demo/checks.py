@@ -74,9 +74,17 @@ class Checker:
         # Order matters: `preserved` must be the next request to replica A after the 304
         # (see its docstring); the HEAD goes first, as its dead + A attempts would otherwise
         # take the connection the 304 left to A.
-        checks = [self.full_download, self.first_replica, self.byte_range, self.head,
-                  self.conditional, self.preserved, self.pass_through, self.all_fail,
-                  self.no_leak]
+        checks = [
+            self.full_download,
+            self.first_replica,
+            self.byte_range,
+            self.head,
+            self.conditional,
+            self.preserved,
+            self.pass_through,
+            self.all_fail,
+            self.no_leak,
+        ]
         return [self._safely(check) for check in checks]
 
     def _safely(self, check: Callable[[], Check]) -> Check:
@@ -86,8 +94,9 @@ class Checker:
             return Check(check.__name__.replace("_", " "), False, f"error: {error!r}")
 
     def fetch(self, method: str, path: str, **headers: str) -> Answer:
-        response = self.http.request(method, self.demo.url + path, headers=headers,
-                                     redirect=False, decode_content=False)
+        response = self.http.request(
+            method, self.demo.url + path, headers=headers, redirect=False, decode_content=False
+        )
         answer = Answer(response.status, list(response.headers.items()), response.data)
         self.answers.append(answer)
         return answer
@@ -98,46 +107,69 @@ class Checker:
         got = self.fetch("GET", "/download/big.bin")
         failed = len(self.recorder.records) - logged
         a_said = [status for _, _, status in self.demo.replicas["A"].hits[a_hits:]]
-        ok = (got.status == 200 and got.replica == "B" and got.body == big.data
-              and a_said == [404] and failed == 2)
-        return Check("GET big.bin", ok,
-                     f"{got.status} from replica {got.replica} after dead + A {a_said}; "
-                     f"{failed} failed attempts logged; {len(got.body)} bytes, "
-                     f"sha256 {got.digest[:16]} {_same(got.digest, big.sha256)}")
+        ok = (
+            got.status == 200
+            and got.replica == "B"
+            and got.body == big.data
+            and a_said == [404]
+            and failed == 2
+        )
+        return Check(
+            "GET big.bin",
+            ok,
+            f"{got.status} from replica {got.replica} after dead + A {a_said}; "
+            f"{failed} failed attempts logged; {len(got.body)} bytes, "
+            f"sha256 {got.digest[:16]} {_same(got.digest, big.sha256)}",
+        )
 
     def first_replica(self) -> Check:
         hello = self.demo.files["hello.txt"]
         got = self.fetch("GET", "/download/hello.txt")
         ok = got.status == 200 and got.replica == "A" and got.body == hello.data
-        return Check("GET hello.txt", ok,
-                     f"{got.status} from replica {got.replica}, {len(got.body)} bytes, "
-                     f"sha256 {got.digest[:16]} {_same(got.digest, hello.sha256)}")
+        return Check(
+            "GET hello.txt",
+            ok,
+            f"{got.status} from replica {got.replica}, {len(got.body)} bytes, "
+            f"sha256 {got.digest[:16]} {_same(got.digest, hello.sha256)}",
+        )
 
     def byte_range(self) -> Check:
         big = self.demo.files["big.bin"]
         got = self.fetch("GET", "/download/big.bin", Range="bytes=100-199")
         content_range = got.header("Content-Range")
-        ok = (got.status == 206 and got.body == big.data[100:200]
-              and content_range == f"bytes 100-199/{BIG_SIZE}")
-        return Check("Range big.bin", ok,
-                     f"{got.status} from replica {got.replica}, Content-Range {content_range}, "
-                     f"{len(got.body)} bytes {_same(got.body, big.data[100:200])}")
+        ok = (
+            got.status == 206
+            and got.body == big.data[100:200]
+            and content_range == f"bytes 100-199/{BIG_SIZE}"
+        )
+        return Check(
+            "Range big.bin",
+            ok,
+            f"{got.status} from replica {got.replica}, Content-Range {content_range}, "
+            f"{len(got.body)} bytes {_same(got.body, big.data[100:200])}",
+        )
 
     def head(self) -> Check:
         got = self.fetch("HEAD", "/download/big.bin")
         length = got.header("Content-Length")
         ok = got.status == 200 and length == str(BIG_SIZE) and got.body == b""
-        return Check("HEAD big.bin", ok,
-                     f"{got.status} from replica {got.replica}, Content-Length {length}, "
-                     f"body {len(got.body)} bytes")
+        return Check(
+            "HEAD big.bin",
+            ok,
+            f"{got.status} from replica {got.replica}, Content-Length {length}, "
+            f"body {len(got.body)} bytes",
+        )
 
     def conditional(self) -> Check:
         etag = self.demo.files["hello.txt"].etag
         got = self.fetch("GET", "/download/hello.txt", **{"If-None-Match": etag})
         ok = got.status == 304 and got.body == b"" and got.header("ETag") == etag
-        return Check("If-None-Match", ok,
-                     f"{got.status} from replica {got.replica}, ETag {got.header('ETag')}, "
-                     f"body {len(got.body)} bytes")
+        return Check(
+            "If-None-Match",
+            ok,
+            f"{got.status} from replica {got.replica}, ETag {got.header('ETag')}, "
+            f"body {len(got.body)} bytes",
+        )
 
     def preserved(self) -> Check:
         """Runs right after the 304 from replica A and must be served by A, reusing the
@@ -150,35 +182,55 @@ class Checker:
         """
         got = self.fetch("GET", "/download/report.pdf")
         disposition, content_type = got.header("Content-Disposition"), got.header("Content-Type")
-        ok = (got.status == 200 and got.replica == "A" and content_type == "application/pdf"
-              and disposition == 'attachment; filename="report.pdf"'
-              and got.body == self.demo.files["report.pdf"].data)
-        return Check("app headers preserved", ok,
-                     f"{got.status} from replica {got.replica} (which says "
-                     f"{REPLICA_CONTENT_TYPE}): Content-Type {content_type}, "
-                     f"Content-Disposition {disposition}")
+        ok = (
+            got.status == 200
+            and got.replica == "A"
+            and content_type == "application/pdf"
+            and disposition == 'attachment; filename="report.pdf"'
+            and got.body == self.demo.files["report.pdf"].data
+        )
+        return Check(
+            "app headers preserved",
+            ok,
+            f"{got.status} from replica {got.replica} (which says "
+            f"{REPLICA_CONTENT_TYPE}): Content-Type {content_type}, "
+            f"Content-Disposition {disposition}",
+        )
 
     def pass_through(self) -> Check:
         hello = self.demo.files["hello.txt"]
         got = self.fetch("GET", "/inline/hello.txt")
         ok = got.status == 200 and got.replica == "none" and got.body == hello.data
-        return Check("pass-through /inline/", ok,
-                     f"{got.status} from the app itself (X-Replica: {got.replica}), "
-                     f"{len(got.body)} bytes {_same(got.body, hello.data)}")
+        return Check(
+            "pass-through /inline/",
+            ok,
+            f"{got.status} from the app itself (X-Replica: {got.replica}), "
+            f"{len(got.body)} bytes {_same(got.body, hello.data)}",
+        )
 
     def all_fail(self) -> Check:
         got = self.fetch("GET", "/download/lost.txt")
         leaks = [part for part in (HOST, FILES_PATH, "http:") if part.encode() in got.body]
         ok = got.status == 502 and not leaks
-        return Check("every URL fails", ok,
-                     f"{got.status}, body {got.body.decode(errors='replace').strip()!r}, "
-                     f"internal URL parts in it: {leaks or 'none'}")
+        return Check(
+            "every URL fails",
+            ok,
+            f"{got.status}, body {got.body.decode(errors='replace').strip()!r}, "
+            f"internal URL parts in it: {leaks or 'none'}",
+        )
 
     def no_leak(self) -> Check:
-        leaks = [name for answer in self.answers for name, _ in answer.headers
-                 if name.lower().startswith("x-reproxy-")]
-        return Check("no X-Reproxy-* header", not leaks,
-                     f"{len(leaks)} in {len(self.answers)} responses {sorted(set(leaks))}")
+        leaks = [
+            name
+            for answer in self.answers
+            for name, _ in answer.headers
+            if name.lower().startswith("x-reproxy-")
+        ]
+        return Check(
+            "no X-Reproxy-* header",
+            not leaks,
+            f"{len(leaks)} in {len(self.answers)} responses {sorted(set(leaks))}",
+        )
 
 
 def _same(got: object, expected: object) -> str:
@@ -201,8 +253,11 @@ def check(port: int = 0, out: TextIO | None = None) -> int:
     """Start the demo, check it from the inside, stop it: 0 when every check passed."""
     out = out or sys.stdout
     timeout = urllib3.Timeout(connect=2.0, read=10.0)
-    with (recording_log() as recorder, running_demo(port) as demo,
-          urllib3.PoolManager(retries=False, timeout=timeout) as http):
+    with (
+        recording_log() as recorder,
+        running_demo(port) as demo,
+        urllib3.PoolManager(retries=False, timeout=timeout) as http,
+    ):
         print(banner(demo), file=out, flush=True)
         results = Checker(demo, http, recorder).run()
     for result in results:

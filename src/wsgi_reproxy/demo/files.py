@@ -31,8 +31,7 @@ class DemoFile:
 def demo_files() -> dict[str, DemoFile]:
     """The catalogue, generated deterministically so that checksums are the same everywhere."""
     hello = b"".join(f"Hello from the storage tier! line {n}\n".encode() for n in range(1, 9))
-    pdf = (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + random.Random(1).randbytes(2048)
-           + b"\n%%EOF\n")
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + random.Random(1).randbytes(2048) + b"\n%%EOF\n"
     files = [
         DemoFile("hello.txt", hello, "text/plain; charset=utf-8"),
         DemoFile("report.pdf", pdf, "application/pdf"),

@@ -29,12 +29,12 @@ class AccessLog:
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
-    def __call__(self, environ: WSGIEnvironment,
-                 start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         status: list[str] = []
 
-        def start(status_line: str, headers: list[tuple[str, str]],
-                  exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+        def start(
+            status_line: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             status[:] = [status_line]
             return start_response(status_line, headers, exc_info)
 
@@ -44,8 +44,7 @@ class AccessLog:
 class _LoggedBody:
     """The app's iterable, counted; ``close()`` closes it and writes the log line."""
 
-    def __init__(self, body: Iterable[bytes], environ: WSGIEnvironment,
-                 status: list[str]) -> None:
+    def __init__(self, body: Iterable[bytes], environ: WSGIEnvironment, status: list[str]) -> None:
         self.body, self.environ, self.status, self.sent = body, environ, status, 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -60,9 +59,14 @@ class _LoggedBody:
                 close()
         finally:
             source = self.environ.get("wsgi_reproxy.url") or "the app itself"
-            log.info("%s %s -> %s, %d bytes, from %s", self.environ.get("REQUEST_METHOD"),
-                     self.environ.get("PATH_INFO"), self.status[-1] if self.status else "-",
-                     self.sent, source)
+            log.info(
+                "%s %s -> %s, %d bytes, from %s",
+                self.environ.get("REQUEST_METHOD"),
+                self.environ.get("PATH_INFO"),
+                self.status[-1] if self.status else "-",
+                self.sent,
+                source,
+            )
 
 
 class QuietWSGIRequestHandler(WSGIRequestHandler):

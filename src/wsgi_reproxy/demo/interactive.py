@@ -18,20 +18,22 @@ __all__ = ["serve"]
 def instructions(demo: Demo) -> str:
     """What to print in interactive mode: the addresses, and curl commands to try."""
     url, big, hello = demo.url, demo.files["big.bin"], demo.files["hello.txt"]
-    return "\n".join([
-        banner(demo),
-        "",
-        "Try (and watch the failover warnings below):",
-        f"  curl -s {url}/download/big.bin | sha256sum    # expect {big.sha256}",
-        f"  curl -s -r 0-99 -D - {url}/download/hello.txt    # 206, the first 100 bytes",
-        f"  curl -I {url}/download/big.bin    # HEAD: Content-Length {len(big.data)}, no body",
-        f"  curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'If-None-Match: {hello.etag}' "
-        f"{url}/download/hello.txt    # 304",
-        f"  curl -s -D - {url}/inline/hello.txt    # pass-through: the app's bytes, no X-Reproxy-*",
-        f"  curl -s -D - {url}/download/lost.txt    # on no replica: 502",
-        "",
-        "Press Ctrl-C to stop.",
-    ])
+    return "\n".join(
+        [
+            banner(demo),
+            "",
+            "Try (and watch the failover warnings below):",
+            f"  curl -s {url}/download/big.bin | sha256sum    # expect {big.sha256}",
+            f"  curl -s -r 0-99 -D - {url}/download/hello.txt    # 206, the first 100 bytes",
+            f"  curl -I {url}/download/big.bin    # HEAD: Content-Length {len(big.data)}, no body",
+            f"  curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'If-None-Match: {hello.etag}' "
+            f"{url}/download/hello.txt    # 304",
+            f"  curl -s -D - {url}/inline/hello.txt    # pass-through: the app's own bytes",
+            f"  curl -s -D - {url}/download/lost.txt    # on no replica: 502",
+            "",
+            "Press Ctrl-C to stop.",
+        ]
+    )
 
 
 @contextlib.contextmanager

@@ -128,8 +128,11 @@ class ReplicaHandler(BaseHTTPRequestHandler):
         stored = self.server.files.get(name)
         if stored is None:
             text = f"{name or path!r} is not stored on replica {self.server.name}\n".encode()
-            reply = Reply(404, [("Content-Type", "text/plain; charset=utf-8"),
-                                ("Content-Length", str(len(text)))], text)
+            reply = Reply(
+                404,
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(text)))],
+                text,
+            )
         else:
             reply = answer(stored, self.headers)
         self.server.hits.append((self.command, name, reply.status))

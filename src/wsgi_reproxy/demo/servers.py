@@ -57,8 +57,12 @@ class ThreadedServer(ThreadingMixIn, HTTPServer):
             super().handle_error(request, client_address)
 
     def start(self) -> None:
-        self._loop = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"serve {self.url}", daemon=True)
+        self._loop = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"serve {self.url}",
+            daemon=True,
+        )
         self._loop.start()
 
     def stop(self) -> None:

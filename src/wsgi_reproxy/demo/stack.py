@@ -29,8 +29,10 @@ class Storage:
 
     def urls(self, name: str) -> list[str]:
         """Where the backend says a file lives: the dead node first, then A, then B."""
-        return [f"{self.dead_url}{FILES_PATH}{quote(name)}",
-                *(replica.file_url(name) for replica in self.replicas.values())]
+        return [
+            f"{self.dead_url}{FILES_PATH}{quote(name)}",
+            *(replica.file_url(name) for replica in self.replicas.values()),
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ def running_demo(port: int = 0) -> Iterator[Demo]:
 
 
 def banner(demo: Demo) -> str:
-    return (f"wsgi-reproxy {__version__} demo: front {demo.url}/\n"
-            f"  replica A {demo.replicas['A'].url} (no big.bin), replica B "
-            f"{demo.replicas['B'].url}, dead {demo.storage.dead_url} (refuses connections)")
+    return (
+        f"wsgi-reproxy {__version__} demo: front {demo.url}/\n"
+        f"  replica A {demo.replicas['A'].url} (no big.bin), replica B "
+        f"{demo.replicas['B'].url}, dead {demo.storage.dead_url} (refuses connections)"
+    )
