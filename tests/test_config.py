@@ -48,6 +48,8 @@ def app(environ, start_response):
         ({"forward": ["TE"]}, ValueError, "forward may not name"),
         ({"forward": ["Upgrade"]}, ValueError, "forward may not name"),
         ({"forward": [None]}, ValueError, "is not a header name"),
+        ({"resume": "yes"}, TypeError, "resume must be True or False"),
+        ({"refuse_local": 1}, TypeError, "refuse_local must be True or False"),
     ],
 )
 def test_bad_configuration_raises_in_init(kwargs, error, message):

@@ -699,3 +699,95 @@ def test_can_reproxy_tells_the_app_what_the_middleware_will_do():
     assert can_reproxy({"HTTP_X_PROXY_CAPABILITIES": "gzip, reproxy-file"}) is True
     assert can_reproxy({"HTTP_X_PROXY_CAPABILITIES": "reproxy-files"}) is False
     assert can_reproxy({}) is False
+
+
+@pytest.mark.parametrize(
+    ("status_line", "expected"),
+    [(b"200 ", "200 OK"), (b"299 ", "299 Unknown"), (b"203 Fine", "203 Fine")],
+)
+def test_missing_reason_phrase_is_filled_in(scripted, status_line, expected):
+    """R6.1: a target without a reason phrase still yields a valid WSGI status line."""
+    from upstreams import respond
+
+    raw = b"HTTP/1.1 " + status_line + b"\r\nContent-Type: a/b\r\nContent-Length: 2\r\n\r\nok"
+    result = call(mw_for(reproxy_app(scripted(respond(raw)).url("/f"))), "/r/f")
+    assert (result.status, result.body) == (expected, b"ok")
+
+
+def test_unsafe_target_header_is_dropped_and_logged(scripted, caplog):
+    from upstreams import respond
+
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nX-Bad: a\x01b\r\nX-Good: 1\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    )
+    server = scripted(respond(raw))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw_for(reproxy_app(server.url("/f"))), "/r/f")
+    assert result.header("X-Good") == "1"
+    assert "x-bad" not in result.names()
+    assert any("X-Bad" in r.getMessage() for r in caplog.records)
+
+
+def test_partial_content_without_length_streams_to_the_end(scripted):
+    """A chunked 206 has no Content-Length: the body ends where the target ends it."""
+    from upstreams import respond
+
+    raw = (
+        b"HTTP/1.1 206 Partial Content\r\nContent-Type: a/b\r\nContent-Range: bytes 0-2/9\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    result = call(mw_for(reproxy_app(scripted(respond(raw)).url("/f"))), "/r/f")
+    assert (result.code, result.body) == (206, b"abc")
+
+
+def test_lazy_app_that_starts_without_yielding(good):
+    """PEP 3333: a generator may call start_response and end without yielding a chunk."""
+
+    def make(headers):
+        def app(environ, start_response):
+            start_response("200 OK", headers)
+            return
+            yield b""  # a generator, but it yields nothing
+
+        return app
+
+    result = call(mw_for(make([("X-Reproxy-Url", good)])), "/r/f")
+    assert result.body == FILES["1m.bin"]
+    empty = call(mw_for(make([("Content-Type", "text/plain")])), "/r/f")
+    assert (empty.code, empty.body) == (200, b"")
+
+
+def test_failing_server_start_response_still_closes_everything(file_server):
+    """If the server's start_response raises, the app and the upstream are still closed."""
+    app = reproxy_app(file_server.url("/files/small.txt"))
+    mw = mw_for(app)
+
+    def start_response(status, headers, exc_info=None):
+        raise OSError("client gone")
+
+    with pytest.raises(OSError, match="client gone"):
+        mw({"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f"}, start_response)
+    assert app.record.closed == 1
+    assert file_server.wait_open_connections(at_most=0) == 0
+
+
+def test_repr_names_the_configuration():
+    mw = mw_for(BackendApp(), allow=["/r/"], preserve=["Content-Type"])
+    assert "allow=['/r/']" in repr(mw)
+    assert "preserve=['Content-Type']" in repr(mw)
+
+
+def test_error_answer_close_is_idempotent_and_plain_lists_need_no_close(refused_url):
+    """R6.5: close() of a 502 answer closes the app's iterable once; a list has no close()."""
+    app = reproxy_app(refused_url)
+    body = mw_for(app)({"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f"}, lambda s, h, e=None: None)
+    body.close()
+    body.close()
+    assert app.record.closed == 1
+
+    def list_app(environ, start_response):
+        start_response("200 OK", [("X-Reproxy-Url", refused_url)])
+        return [b"ignored"]
+
+    assert call(mw_for(list_app), "/r/f").code == 502

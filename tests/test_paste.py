@@ -146,5 +146,12 @@ def test_size_strings(value, expected):
     assert options_from_strings({"chunk_size": value})["chunk_size"] == expected
 
 
+def test_pool_options_use_a_plain_timeout():
+    options = options_from_strings({"timeout": "7", "pool_maxsize": "3"})
+    pool = options["pool"]
+    assert pool.connection_pool_kw["timeout"].read_timeout == 7.0
+    assert pool.connection_pool_kw["maxsize"] == 3
+
+
 def test_empty_upstream_hosts_allows_nothing():
     assert options_from_strings({"upstream_hosts": ""})["upstream_hosts"] == []

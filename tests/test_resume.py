@@ -195,3 +195,55 @@ def test_gzip_continuation_must_keep_the_encoding(scripted, file_server):
     app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
     with pytest.raises(UpstreamBodyError):
         call(mw_for(app), "/r/f")
+
+
+def test_a_resume_target_that_refuses_is_skipped(scripted, file_server, refused_url):
+    dying = scripted(broken(10_000))
+    app = reproxy_app(dying.url("/f"), refused_url, file_server.url("/files/1m.bin"))
+    assert call(mw_for(app), "/r/f").body == DATA
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "why"),
+    [
+        ({"etag": "unquoted"}, "200 OK", "the ETag is malformed"),
+        ({}, "206 Partial Content", "no single Content-Range"),
+    ],
+)
+def test_unresumable_first_answers(scripted, file_server, extra, status, why):
+    headers = [("Content-Type", "a/b"), ("Content-Length", str(SIZE))]
+    headers.append(("ETag", extra.get("etag", ETAG)))
+    dying = scripted(respond(response_head(status, headers) + DATA[:1000]))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with pytest.raises(UpstreamBodyError, match=why):
+        call(mw_for(app), "/r/f", headers={"Range": "bytes=0-"} if status[0] == "2" else {})
+    assert file_server.requests == []
+
+
+def test_chunked_body_of_unknown_length_cannot_resume(scripted, file_server):
+    head = response_head(
+        "200 OK", [("Content-Type", "a/b"), ("Transfer-Encoding", "chunked"), ("ETag", ETAG)]
+    )
+    dying = scripted(respond(head + b"5\r\nhello\r\n"))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with pytest.raises(UpstreamBodyError, match="the full length is unknown"):
+        call(mw_for(app), "/r/f")
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("bytes 0-9/10", (0, 9, 10)),
+        ("bytes 0-9/*", None),
+        ("bytes */10", None),
+        ("bytes 9-0/10", None),
+        ("bytes 0-10/10", None),
+        ("items 0-1/2", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_content_range(value, parsed):
+    from wsgi_reproxy.upstream import parse_content_range
+
+    assert parse_content_range(value) == parsed

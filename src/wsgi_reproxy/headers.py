@@ -49,10 +49,6 @@ _OBS_FOLD = re.compile(r"\r?\n[ \t]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def is_reproxy_header(name: str) -> bool:
-    return name[:10].lower() == REPROXY_PREFIX
-
-
 def strip_reproxy_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """Drop every ``X-Reproxy-*`` header: internal URLs never reach a client (SPEC R4.2)."""
     return [(name, value) for name, value in headers if name[:10].lower() != REPROXY_PREFIX]

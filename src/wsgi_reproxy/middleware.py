@@ -39,7 +39,7 @@ from .headers import (
 )
 from .resume import NoResume, Resumer, plan_resume
 from .rules import RuleSet, compile_rules, ensure_collection, request_path
-from .upstream import NO_BODY_STATUSES, Fetched, fetch_first, make_pool
+from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first, make_pool
 
 __all__ = [
     "CAPABILITY",
@@ -387,9 +387,15 @@ class _Exchange:
         if unsafe:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
+        try:
+            self.start_response(_status_line(response.status, response.reason), headers)
+        except BaseException:
+            discard(response)  # run() closes the app's iterable
+            raise
         has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
         self.environ[URL_ENVIRON_KEY] = fetched.url
-        body = ReproxyBody(
+        log.debug("reproxying %r: %d", fetched.url, response.status)
+        return ReproxyBody(
             response,
             url=fetched.url,
             chunk_size=self.mw.chunk_size,
@@ -398,13 +404,6 @@ class _Exchange:
             expected_length=_expected_length(response, has_body, directive),
             resume=self._plan_resume(fetched, request_headers, directive),
         )
-        try:
-            self.start_response(_status_line(response.status, response.reason), headers)
-        except BaseException:
-            body.close()
-            raise
-        log.debug("reproxying %r: %d", fetched.url, response.status)
-        return body
 
     def _plan_resume(
         self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
