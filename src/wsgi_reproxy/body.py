@@ -9,7 +9,7 @@ own iterable must be closed exactly once in either case.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 from urllib3.exceptions import HTTPError
@@ -70,7 +70,8 @@ class ReproxyBody:
         ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
     :param has_body: False for HEAD, 204 and 304: nothing is read.
     :param resume: how to continue from the next replica should this body break, or why
-        that is impossible (see :mod:`wsgi_reproxy.resume`).
+        that is impossible (see :mod:`wsgi_reproxy.resume`); may be a function that works
+        it out, called only if the body breaks, so whole bodies never pay for it.
 
     A read error or fewer bytes than expected first tries to resume; when that cannot be
     proven right, or when more bytes than expected arrive, :class:`UpstreamBodyError` is
@@ -100,7 +101,7 @@ class ReproxyBody:
         app_iterable: Iterable[bytes] | Any,
         expected_length: int | None,
         has_body: bool,
-        resume: Resumer | NoResume,
+        resume: Resumer | NoResume | Callable[[], Resumer | NoResume],
     ) -> None:
         self._response = response
         self.url = url
@@ -144,8 +145,10 @@ class ReproxyBody:
 
     def _continue_elsewhere(self, reason: str) -> None:
         """Swap in the next replica's response for the rest of the body, or abort."""
-        discard(self._response)
         resume = self._resume
+        if callable(resume):
+            resume = resume()
+        discard(self._response)
         if isinstance(resume, NoResume):
             self._abort(f"{reason}; cannot resume: {resume.reason}")
         found = resume.resume(self._sent)

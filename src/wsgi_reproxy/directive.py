@@ -12,6 +12,7 @@ user input may carry control characters meant for log injection (Rack CVE-2025-2
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,8 +119,13 @@ def _authority(url: str) -> str:
     return re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
 
 
+@functools.lru_cache(maxsize=4096)
 def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
-    """Return why ``url`` may not be reproxied, or ``None`` when it may (SPEC R4.3)."""
+    """Return why ``url`` may not be reproxied, or ``None`` when it may (SPEC R4.3).
+
+    Cached: the same file URLs come back request after request, and urllib3's parser was
+    the largest cost of reading a directive.  ``hosts`` is compared by identity.
+    """
     if _BAD_URL_CHARS.search(url):
         return "contains whitespace, a control character or non-ASCII"
     try:

@@ -5,6 +5,7 @@ Nothing here sees a socket or an environ, so each rule is a table-driven test.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -64,8 +65,16 @@ def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return tokens
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_token(name: str) -> bool:
+    """Header names repeat from response to response: check each spelling once."""
+    return TOKEN.fullmatch(name) is not None
+
+
 def _clean_value(value: str) -> str | None:
     """Unfold obs-fold (RFC 9112 §5.2) and refuse any other control character."""
+    if value.isprintable():  # the usual case, checked in C
+        return value
     if "\n" in value or "\r" in value:
         value = _OBS_FOLD.sub(" ", value)
     return None if _CONTROL.search(value) else value
@@ -86,7 +95,7 @@ def clean_target_headers(headers: Iterable[tuple[str, str]]) -> tuple[Headers, l
         if lowered in drop or lowered[:10] == REPROXY_PREFIX:
             continue
         cleaned = _clean_value(value)
-        if cleaned is None or not TOKEN.fullmatch(name):
+        if cleaned is None or not _is_token(name):
             unsafe.append(name)
             continue
         kept.append((name, cleaned))

@@ -13,6 +13,7 @@ Per request::
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -407,10 +408,11 @@ class _Exchange:
 
     def _plan_resume(
         self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
-    ) -> Resumer | NoResume:
+    ) -> NoResume | Callable[[], Resumer | NoResume]:
         if not self.mw.resume:
             return NoResume("resume=False")
-        return plan_resume(
+        return functools.partial(
+            plan_resume,
             fetched.response,
             later_urls=fetched.later_urls,
             headers=request_headers,
