@@ -91,7 +91,10 @@ class RuleSet:
         return bool(self._predicates)
 
     def matches(self, environ: Environ, path: str) -> bool:
-        return any(predicate(environ, path) for predicate in self._predicates)
+        for predicate in self._predicates:  # a loop: no generator to set up per request
+            if predicate(environ, path):
+                return True
+        return False
 
 
 def compile_rules(rules: Iterable[object], option: str) -> RuleSet:
