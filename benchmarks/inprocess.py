@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     middleware = ReproxyMiddleware(app, allow=["/r/"], preserve=["Content-Type"])
     try:
         print(
-            f"storage {storage}  ({os.cpu_count()} cores, {args.rounds} rounds × "
+            f"storage {storage}  ({os.cpu_count()} cores, {args.rounds} rounds x "
             f"{args.requests} requests, medians)"
         )
         print(f"{'case':24s} {'CPU µs':>9s} {'wall µs':>9s} {'ratio (CPU)':>12s}")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         base = passthrough["app"][0]
         for name, (cpu, wall) in passthrough.items():
-            print(f"{name:24s} {cpu:9.1f} {wall:9.1f} {base / cpu:11.3f}×")
+            print(f"{name:24s} {cpu:9.1f} {wall:9.1f} {base / cpu:11.3f}x")
         for size in sizes:
             url = f"{storage}{size}.bin"
             results = measure(
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             base = results[f"bare urllib3 {size}"][0]
             for name, (cpu, wall) in results.items():
-                print(f"{name:24s} {cpu:9.1f} {wall:9.1f} {base / cpu:11.3f}×")
+                print(f"{name:24s} {cpu:9.1f} {wall:9.1f} {base / cpu:11.3f}x")
     finally:
         pool.clear()
         middleware.pool.clear()

@@ -91,7 +91,7 @@ class RuleSet:
         return bool(self._predicates)
 
     def matches(self, environ: Environ, path: str) -> bool:
-        for predicate in self._predicates:  # a loop: no generator to set up per request
+        for predicate in self._predicates:  # noqa: SIM110 - no generator per request
             if predicate(environ, path):
                 return True
         return False
