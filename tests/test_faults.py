@@ -65,6 +65,15 @@ BEFORE_START = [
     ("huge header block", huge_headers, "ProtocolError", 502),
     ("huge header line", lambda: huge_headers(100_000, single_line=True), "ProtocolError", 502),
     ("empty reply", lambda: respond(b""), "ProtocolError", 502),
+    # The first piece of the body is read before the client's response starts, so a body
+    # that breaks before its first byte is one more failed attempt, not a dropped connection.
+    ("stall before first byte", lambda: stall_mid_body(1000, 0), "first byte: timed out", 504),
+    (
+        "close before first byte",
+        lambda: respond(response_head("200 OK", [("Content-Length", "1000")])),
+        "first byte: ProtocolError",
+        502,
+    ),
 ]
 
 

@@ -69,6 +69,7 @@ class ReproxyBody:
     :param expected_length: how many bytes the body must have (``Content-Length``, or the
         ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
     :param has_body: False for HEAD, 204 and 304: nothing is read.
+    :param first_chunk: the first piece of the body, read before the response started.
     :param resume: how to continue from the next replica should this body break, or why
         that is impossible (see :mod:`wsgi_reproxy.resume`); may be a function that works
         it out, called only if the body breaks, so whole bodies never pay for it.
@@ -85,6 +86,7 @@ class ReproxyBody:
         "_closed",
         "_complete",
         "_expected",
+        "_first",
         "_has_body",
         "_response",
         "_resume",
@@ -102,8 +104,10 @@ class ReproxyBody:
         expected_length: int | None,
         has_body: bool,
         resume: Resumer | NoResume | Callable[[], Resumer | NoResume],
+        first_chunk: bytes = b"",
     ) -> None:
         self._response = response
+        self._first = first_chunk
         self.url = url
         self._chunk_size = chunk_size
         self._app_iterable = app_iterable
@@ -126,19 +130,25 @@ class ReproxyBody:
             self._complete = True
             return
 
-    def _stream(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[bytes]:
+        """The piece read before the response started, then the rest as it arrives."""
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
         read = self._response.read1
         chunk_size = self._chunk_size
+        while chunk := read(chunk_size, decode_content=False):
+            yield chunk
+
+    def _stream(self) -> Iterator[bytes]:
         expected = self._expected
         try:
-            while chunk := read(chunk_size, decode_content=False):
+            for chunk in self._chunks():
                 if expected is not None and self._sent + len(chunk) > expected:
                     self._abort(f"more than the {expected} bytes expected")
                 self._sent += len(chunk)
                 yield chunk
         except (HTTPError, OSError) as error:
-            if isinstance(error, UpstreamBodyError):
-                raise
             raise _Broken(f"{type(error).__name__}: {error}") from error
         if expected is not None and self._sent != expected:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")

@@ -9,8 +9,11 @@ The tree is small on purpose::
 
 Only :class:`UpstreamBodyError` ever reaches the WSGI server: it is raised from the
 body iterator so that the server aborts the client connection instead of ending a short
-body cleanly (SPEC R6.4).  It derives from :class:`OSError` because that is what servers
-expect a broken stream to look like.
+body cleanly (SPEC R6.4).  It is deliberately *not* an :class:`OSError`: servers read
+those as "the client went away" (gunicorn then logs a socket error), while this is a storage
+failure.  The first piece of a body is read before the response starts, so a target that
+fails before its first byte is one more failed attempt (next URL, or 502/504), never a
+dropped connection.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class AllUpstreamsFailed(ReproxyError):
         return bool(self.attempts) and all(a.timed_out for a in self.attempts)
 
 
-class UpstreamBodyError(ReproxyError, OSError):
+class UpstreamBodyError(ReproxyError):
     """The target's body broke mid-stream; raised so the server aborts the connection."""
 
     def __init__(self, url: str, reason: str, *, sent: int) -> None:

@@ -378,7 +378,14 @@ class _Exchange:
             self.environ, self.mw._forward, method, USER_AGENT
         )
         try:
-            fetched = fetch_first(self.mw.pool, directive, method, request_headers, self.mw.timeout)
+            fetched = fetch_first(
+                self.mw.pool,
+                directive,
+                method,
+                request_headers,
+                self.mw.timeout,
+                self.mw.chunk_size,
+            )
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
             log.error(
@@ -406,6 +413,7 @@ class _Exchange:
             chunk_size=self.mw.chunk_size,
             app_iterable=app_iterable,
             has_body=has_body,
+            first_chunk=fetched.first_chunk,
             expected_length=_expected_length(response, has_body, directive),
             resume=self._plan_resume(fetched, request_headers, directive),
         )

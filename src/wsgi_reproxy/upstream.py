@@ -64,10 +64,11 @@ def make_pool(
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """The target that answered, with the response still unread."""
+    """The target that answered, with the first piece of its body already read."""
 
     url: str
     response: BaseHTTPResponse
+    first_chunk: bytes
     attempts: tuple[Attempt, ...]
     later_urls: tuple[str, ...]
 
@@ -172,6 +173,25 @@ def _urlopen(pool: urllib3.PoolManager, method: str, url: str, **kw: Any) -> Bas
     return connection_pool.urlopen(method, request_uri, assert_same_host=False, **kw)
 
 
+def _first_chunk(response: BaseHTTPResponse, url: str, method: str, chunk_size: int) -> bytes:
+    """Read the first piece of the body before the client's response starts.
+
+    A target that dies before its first byte is then one more failed URL -- the next one
+    serves, or the client gets a clean 502/504 -- instead of a response that starts and
+    breaks at once, which servers can only answer by dropping the connection.
+    """
+    if method == "HEAD" or response.status in NO_BODY_STATUSES:
+        return b""
+    try:
+        return response.read1(chunk_size, decode_content=False)
+    except (HTTPError, OSError) as error:
+        raise UpstreamError(
+            url,
+            f"body broke before its first byte: {_describe(error)}",
+            timed_out=_is_timeout(error),
+        ) from error
+
+
 def _attempt(
     pool: urllib3.PoolManager,
     url: str,
@@ -179,14 +199,15 @@ def _attempt(
     headers: Mapping[str, str],
     timeout: urllib3.Timeout,
     expected_size: int | None,
-) -> BaseHTTPResponse:
+    chunk_size: int,
+) -> tuple[BaseHTTPResponse, bytes]:
     response = open_url(pool, url, method, headers, timeout)
     try:
         _check(response, url, expected_size)
+        return response, _first_chunk(response, url, method, chunk_size)
     except UpstreamError:
         discard(response)
         raise
-    return response
 
 
 def discard(response: BaseHTTPResponse) -> None:
@@ -206,15 +227,19 @@ def fetch_first(
     method: str,
     headers: Mapping[str, str],
     timeout: urllib3.Timeout,
+    chunk_size: int,
 ) -> Fetched:
-    """Try each URL in order; return the first that answers with a usable status."""
+    """Try each URL in order; return the first that answers with a usable status and,
+    unless it has no body, a first piece of it."""
     failures: list[Attempt] = []
     for index, url in enumerate(directive.urls):
         try:
-            response = _attempt(pool, url, method, headers, timeout, directive.expected_size)
+            response, first = _attempt(
+                pool, url, method, headers, timeout, directive.expected_size, chunk_size
+            )
         except UpstreamError as error:
             log.warning("reproxy attempt failed: %r: %s", url, error.reason)
             failures.append(error.attempt)
             continue
-        return Fetched(url, response, tuple(failures), directive.urls[index + 1 :])
+        return Fetched(url, response, first, tuple(failures), directive.urls[index + 1 :])
     raise AllUpstreamsFailed(failures)
