@@ -1,6 +1,6 @@
-"""``ReproxyMiddleware``: the WSGI glue, and the only module that sees environ/start_response.
+"""``ReproxyMiddleware``: configuration, and the WSGI entry point of every request.
 
-Per request::
+Per request (the enabled case is :class:`~wsgi_reproxy.exchange.Exchange`)::
 
     scrub client X-Reproxy-* and capability headers from the environ       (R3.2, R3.3)
     not enabled?  -> call the app, strip X-Reproxy-* from its headers       (R6.6, cheap)
@@ -13,34 +13,18 @@ Per request::
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
-from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any
 
 import urllib3
 
-from . import __version__
-from .body import ClosingIterable, ReproxyBody, close_iterable
 from .config import header_names, positive_int, timeout_option
-from .directive import Directive, HostPatterns, InvalidDirective, Rejected, parse_directive
-from .errors import AllUpstreamsFailed
+from .directive import HostPatterns
+from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo, StartResponse, WSGIApp
 from .guard import is_guarded
-from .headers import (
-    FRAMING,
-    HOP_BY_HOP,
-    NEVER_FORWARDED,
-    clean_target_headers,
-    environ_key,
-    merge_preserved,
-    strip_reproxy_headers,
-    upstream_request_headers,
-)
-from .resume import NoResume, Resumer, plan_resume
+from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, environ_key, strip_reproxy_headers
 from .rules import RuleSet, compile_rules, ensure_collection, request_path
-from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first, make_pool
+from .upstream import make_pool
 
 __all__ = [
     "CAPABILITY",
@@ -52,15 +36,6 @@ __all__ = [
     "can_reproxy",
 ]
 
-log = logging.getLogger("wsgi_reproxy")
-
-ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
-StartResponse: TypeAlias = Callable[..., Callable[[bytes], object]]
-WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-CAPABILITY = "reproxy-file"
-CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
-URL_ENVIRON_KEY = "wsgi_reproxy.url"
 DEFAULT_FORWARD = (
     "Range",
     "If-Range",
@@ -73,7 +48,6 @@ DEFAULT_FORWARD = (
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 DEFAULT_CHUNK_SIZE = 64 * 1024
 DEFAULT_MAX_URLS = 8
-USER_AGENT = f"wsgi-reproxy/{__version__}"
 
 
 def can_reproxy(environ: dict[str, Any]) -> bool:
@@ -112,10 +86,6 @@ def _strip_start_response(start_response: StartResponse) -> StartResponse:
     return strip
 
 
-def _discard_write(data: bytes) -> None:
-    """``write()`` for an app whose body is being replaced: the data is thrown away (R4.4)."""
-
-
 class ReproxyMiddleware:
     """Serve ``X-Reproxy-Url`` answers of a WSGI app by streaming the target's response.
 
@@ -149,7 +119,6 @@ class ReproxyMiddleware:
 
     __slots__ = (
         "_forward",
-        "_hosts",
         "_preserve",
         "allow",
         "app",
@@ -179,7 +148,6 @@ class ReproxyMiddleware:
     refuse_local: bool
     _preserve: frozenset[str]
     _forward: tuple[tuple[str, str], ...]
-    _hosts: HostPatterns | None
 
     def __init__(
         self,
@@ -253,7 +221,6 @@ class ReproxyMiddleware:
         )
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
-        set_(self, "_hosts", hosts)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable once constructed")
@@ -278,191 +245,4 @@ class ReproxyMiddleware:
         if not self.enabled(environ):
             return self.app(environ, _strip_start_response(start_response))
         environ[CAPABILITY_KEY] = CAPABILITY
-        return _Exchange(self, environ, start_response).run()
-
-    # -- used by _Exchange -------------------------------------------------------------
-
-    def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
-        rejected: list[Rejected] = []
-        directive = parse_directive(
-            headers, max_urls=self.max_urls, hosts=self._hosts, rejected=rejected
-        )
-        for item in rejected:
-            log.warning("reproxy URL skipped: %r %s", item.url, item.reason)
-        return directive
-
-
-class _Exchange:
-    """One enabled request: watches the app's start_response, then reproxies or passes."""
-
-    __slots__ = (
-        "app_headers",
-        "app_status",
-        "directive",
-        "environ",
-        "mw",
-        "passed",
-        "start_response",
-        "started",
-    )
-
-    def __init__(
-        self, mw: ReproxyMiddleware, environ: dict[str, Any], start_response: StartResponse
-    ) -> None:
-        self.mw = mw
-        self.environ = environ
-        self.start_response = start_response
-        self.started = False
-        self.passed = False  # the real start_response has been called: pass-through
-        self.directive: Directive | InvalidDirective | None = None
-        self.app_headers: list[tuple[str, str]] = []
-
-    def app_start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        if exc_info is not None:
-            # An error page is the app's own answer: pass it, never reproxy it (R4.2).  If
-            # the real headers were already sent, the real start_response re-raises.
-            self.started = self.passed = True
-            self.directive = None
-            return self.start_response(status, strip_reproxy_headers(headers), exc_info)
-        if self.started:
-            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
-        self.started = True
-        directive = self.mw._parse(headers)
-        if directive is None:
-            self.passed = True
-            return self.start_response(status, strip_reproxy_headers(headers))
-        self.directive = directive
-        self.app_headers = headers
-        return _discard_write
-
-    def run(self) -> Iterable[bytes]:
-        app_iterable = self.mw.app(self.environ, self.app_start_response)
-        try:
-            head: list[bytes] = []
-            rest: Iterable[bytes] = app_iterable
-            if not self.started:
-                rest = iter(app_iterable)
-                head = self._wait_for_start_response(rest)
-            if self.passed:
-                return (
-                    ClosingIterable(head, rest, app_iterable)
-                    if head or rest is not app_iterable
-                    else app_iterable
-                )
-            return self._reproxy(app_iterable)
-        except BaseException:
-            close_iterable(app_iterable)
-            raise
-
-    def _wait_for_start_response(self, iterator: Iterable[bytes]) -> list[bytes]:
-        """Advance a lazy app until it calls start_response, keeping what it yielded."""
-        head = []
-        for chunk in iterator:
-            head.append(chunk)
-            if self.started:
-                return head
-        if not self.started:
-            raise RuntimeError("the application returned without calling start_response")
-        return head
-
-    def _reproxy(self, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
-        directive = self.directive
-        if isinstance(directive, InvalidDirective):
-            log.error("reproxy directive unusable, answering 502: %s", directive.reason)
-            return self._error(502, app_iterable)
-        assert directive is not None
-        method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
-        request_headers = upstream_request_headers(
-            self.environ, self.mw._forward, method, USER_AGENT
-        )
-        try:
-            fetched = fetch_first(
-                self.mw.pool,
-                directive,
-                method,
-                request_headers,
-                self.mw.timeout,
-                self.mw.chunk_size,
-            )
-        except AllUpstreamsFailed as failure:
-            status = 504 if failure.timed_out else 502
-            log.error(
-                "reproxy failed, answering %d: every URL failed: %s",
-                status,
-                "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
-            )
-            return self._error(status, app_iterable)
-        response = fetched.response
-        headers, unsafe = clean_target_headers(response.headers.items())
-        if unsafe:
-            log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
-        headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
-        try:
-            self.start_response(_status_line(response.status, response.reason), headers)
-        except BaseException:
-            discard(response)  # run() closes the app's iterable
-            raise
-        has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
-        self.environ[URL_ENVIRON_KEY] = fetched.url
-        log.debug("reproxying %r: %d", fetched.url, response.status)
-        return ReproxyBody(
-            response,
-            url=fetched.url,
-            chunk_size=self.mw.chunk_size,
-            app_iterable=app_iterable,
-            has_body=has_body,
-            first_chunk=fetched.first_chunk,
-            expected_length=_expected_length(response, has_body, directive),
-            resume=self._plan_resume(fetched, request_headers, directive),
-        )
-
-    def _plan_resume(
-        self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
-    ) -> NoResume | Callable[[], Resumer | NoResume]:
-        if not self.mw.resume:
-            return NoResume("resume=False")
-        return functools.partial(
-            plan_resume,
-            fetched.response,
-            later_urls=fetched.later_urls,
-            headers=request_headers,
-            pool=self.mw.pool,
-            timeout=self.mw.timeout,
-            expected_size=directive.expected_size,
-        )
-
-    def _error(self, status: int, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
-        phrase = HTTPStatus(status).phrase
-        text = f"{status} {phrase}: the file could not be fetched from storage.\n".encode()
-        self.start_response(
-            f"{status} {phrase}",
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(text))),
-                ("Cache-Control", "no-store"),
-            ],
-        )
-        return ClosingIterable([text], (), app_iterable)
-
-
-def _status_line(status: int, reason: str | None) -> str:
-    if not reason or not reason.isprintable():
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Unknown"
-    return f"{status} {reason}"
-
-
-def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:
-    """How many body bytes must arrive: Content-Length, else the expected size (chunked)."""
-    if not has_body:
-        return None
-    length = response.headers.get("Content-Length")
-    if length is not None and length.isdigit():
-        return int(length)
-    if response.status == 200:
-        return directive.expected_size
-    return None
+        return Exchange(self, environ, start_response).run()

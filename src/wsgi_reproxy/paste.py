@@ -31,7 +31,8 @@ from typing import Any
 
 import urllib3
 
-from .middleware import ReproxyMiddleware, WSGIApp
+from .exchange import WSGIApp
+from .middleware import ReproxyMiddleware
 
 __all__ = ["filter_app_factory", "options_from_strings"]
 

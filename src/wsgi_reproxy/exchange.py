@@ -1,0 +1,240 @@
+"""One enabled request: watch the app's ``start_response``, then reproxy or pass through.
+
+With :mod:`wsgi_reproxy.middleware`, the only module that sees environ and start_response.
+The app's answer decides::
+
+    start_response(status, headers)          no X-Reproxy-Url  -> pass it on at once
+                                             X-Reproxy-Url     -> hold it; write() discards
+    start_response(..., exc_info)            the app's error page: pass it on     (R4.2)
+    app returned, directive held             fetch the first working URL and stream it,
+                                             or 502/504 when none works          (R4-R6)
+
+Apps that call ``start_response`` lazily, from inside a generator, are advanced until they
+do, and what they yielded meanwhile is kept (PEP 3333).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from . import __version__
+from .body import ClosingIterable, ReproxyBody, close_iterable
+from .directive import Directive, InvalidDirective, Rejected, parse_directive
+from .errors import AllUpstreamsFailed
+from .headers import (
+    clean_target_headers,
+    merge_preserved,
+    strip_reproxy_headers,
+    upstream_request_headers,
+)
+from .resume import NoResume, Resumer, plan_resume
+from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first
+
+if TYPE_CHECKING:
+    from .middleware import ReproxyMiddleware
+
+__all__ = ["CAPABILITY", "CAPABILITY_KEY", "URL_ENVIRON_KEY", "Exchange"]
+
+log = logging.getLogger("wsgi_reproxy")
+
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse: TypeAlias = Callable[..., Callable[[bytes], object]]
+WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+CAPABILITY = "reproxy-file"
+CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
+URL_ENVIRON_KEY = "wsgi_reproxy.url"
+USER_AGENT = f"wsgi-reproxy/{__version__}"
+
+
+def _discard_write(data: bytes) -> None:
+    """``write()`` for an app whose body is being replaced: the data is thrown away (R4.4)."""
+
+
+class Exchange:
+    """One enabled request: watches the app's start_response, then reproxies or passes."""
+
+    __slots__ = (
+        "app_headers",
+        "directive",
+        "environ",
+        "mw",
+        "passed",
+        "start_response",
+        "started",
+    )
+
+    def __init__(
+        self, mw: ReproxyMiddleware, environ: dict[str, Any], start_response: StartResponse
+    ) -> None:
+        self.mw = mw
+        self.environ = environ
+        self.start_response = start_response
+        self.started = False
+        self.passed = False  # the real start_response has been called: pass-through
+        self.directive: Directive | InvalidDirective | None = None
+        self.app_headers: list[tuple[str, str]] = []
+
+    def app_start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None:
+            # An error page is the app's own answer: pass it, never reproxy it (R4.2).  If
+            # the real headers were already sent, the real start_response re-raises.
+            self.started = self.passed = True
+            self.directive = None
+            return self.start_response(status, strip_reproxy_headers(headers), exc_info)
+        if self.started:
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+        self.started = True
+        directive = self._parse(headers)
+        if directive is None:
+            self.passed = True
+            return self.start_response(status, strip_reproxy_headers(headers))
+        self.directive = directive
+        self.app_headers = headers
+        return _discard_write
+
+    def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
+        rejected: list[Rejected] = []
+        directive = parse_directive(
+            headers, max_urls=self.mw.max_urls, hosts=self.mw.upstream_hosts, rejected=rejected
+        )
+        for item in rejected:
+            log.warning("reproxy URL skipped: %r %s", item.url, item.reason)
+        return directive
+
+    def run(self) -> Iterable[bytes]:
+        app_iterable = self.mw.app(self.environ, self.app_start_response)
+        try:
+            head: list[bytes] = []
+            rest: Iterable[bytes] = app_iterable
+            if not self.started:
+                rest = iter(app_iterable)
+                head = self._wait_for_start_response(rest)
+            if self.passed:
+                return (
+                    ClosingIterable(head, rest, app_iterable)
+                    if head or rest is not app_iterable
+                    else app_iterable
+                )
+            return self._reproxy(app_iterable)
+        except BaseException:
+            close_iterable(app_iterable)
+            raise
+
+    def _wait_for_start_response(self, iterator: Iterable[bytes]) -> list[bytes]:
+        """Advance a lazy app until it calls start_response, keeping what it yielded."""
+        head = []
+        for chunk in iterator:
+            head.append(chunk)
+            if self.started:
+                return head
+        if not self.started:
+            raise RuntimeError("the application returned without calling start_response")
+        return head
+
+    def _reproxy(self, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
+        directive = self.directive
+        if isinstance(directive, InvalidDirective):
+            log.error("reproxy directive unusable, answering 502: %s", directive.reason)
+            return self._error(502, app_iterable)
+        assert directive is not None
+        method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
+        request_headers = upstream_request_headers(
+            self.environ, self.mw._forward, method, USER_AGENT
+        )
+        try:
+            fetched = fetch_first(
+                self.mw.pool,
+                directive,
+                method,
+                request_headers,
+                self.mw.timeout,
+                self.mw.chunk_size,
+            )
+        except AllUpstreamsFailed as failure:
+            status = 504 if failure.timed_out else 502
+            log.error(
+                "reproxy failed, answering %d: every URL failed: %s",
+                status,
+                "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
+            )
+            return self._error(status, app_iterable)
+        response = fetched.response
+        headers, unsafe = clean_target_headers(response.headers.items())
+        if unsafe:
+            log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
+        headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
+        try:
+            self.start_response(_status_line(response.status, response.reason), headers)
+        except BaseException:
+            discard(response)  # run() closes the app's iterable
+            raise
+        has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
+        self.environ[URL_ENVIRON_KEY] = fetched.url
+        log.debug("reproxying %r: %d", fetched.url, response.status)
+        return ReproxyBody(
+            response,
+            url=fetched.url,
+            chunk_size=self.mw.chunk_size,
+            app_iterable=app_iterable,
+            has_body=has_body,
+            first_chunk=fetched.first_chunk,
+            expected_length=_expected_length(response, has_body, directive),
+            resume=self._plan_resume(fetched, request_headers, directive),
+        )
+
+    def _plan_resume(
+        self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
+    ) -> NoResume | Callable[[], Resumer | NoResume]:
+        if not self.mw.resume:
+            return NoResume("resume=False")
+        return functools.partial(
+            plan_resume,
+            fetched.response,
+            later_urls=fetched.later_urls,
+            headers=request_headers,
+            pool=self.mw.pool,
+            timeout=self.mw.timeout,
+            expected_size=directive.expected_size,
+        )
+
+    def _error(self, status: int, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
+        phrase = HTTPStatus(status).phrase
+        text = f"{status} {phrase}: the file could not be fetched from storage.\n".encode()
+        self.start_response(
+            f"{status} {phrase}",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(text))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return ClosingIterable([text], (), app_iterable)
+
+
+def _status_line(status: int, reason: str | None) -> str:
+    if not reason or not reason.isprintable():
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+    return f"{status} {reason}"
+
+
+def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:
+    """How many body bytes must arrive: Content-Length, else the expected size (chunked)."""
+    if not has_body:
+        return None
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        return int(length)
+    if response.status == 200:
+        return directive.expected_size
+    return None
