@@ -167,7 +167,7 @@ class Exchange:
             )
             return self._error(status, app_iterable)
         response = fetched.response
-        headers, unsafe = clean_target_headers(response.headers.items())
+        headers, unsafe = clean_target_headers(response.headers.iteritems())
         if unsafe:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
