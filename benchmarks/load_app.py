@@ -1,4 +1,7 @@
-"""The backend that ``benchmarks/load.py`` has gunicorn load: a tiny app behind the middleware.
+"""The app gunicorn loads for ``benchmarks/load.py``: a tiny backend behind the middleware.
+
+Started by ``loadtest/server.py``; it imports nothing from ``loadtest``, whose files would
+weigh on the worker RSS the test measures.
 
 It runs in gunicorn's worker process, so everything the load script needs to know from the
 inside is exposed on ``GET /stats`` (a path the middleware does not enable):
@@ -49,6 +52,8 @@ EVENT_PREFIXES = (
     ("failover", "reproxy attempt failed"),  # a URL failed before its body started
     ("all_failed", "reproxy failed"),
 )
+
+APP_CONTENT_TYPE = "application/x-load-test"  # = loadtest/files.py's, which the clients check
 
 _lock = threading.Lock()
 _events: Counter[str] = Counter()
@@ -129,7 +134,7 @@ def backend(environ: dict[str, Any], start_response: StartResponse) -> Iterable[
         return _Counted([])
     query = parse_qs(environ.get("QUERY_STRING", ""))
     headers = reproxy_headers(*_urls(path.removeprefix("/r/"), query))
-    start_response("200 OK", [("Content-Type", "application/x-load-test"), *headers])
+    start_response("200 OK", [("Content-Type", APP_CONTENT_TYPE), *headers])
     return _Counted([b"discarded by the middleware"])
 
 

@@ -1,4 +1,4 @@
-"""The bounded load test of ``benchmarks/load.py``, small enough for the suite.
+"""The bounded load test of ``benchmarks/load.py`` (``benchmarks/loadtest/``), made small.
 
 Why in the suite: SPEC R6.4 (a broken body never looks complete) and R6.5 (no connection
 leaks, whatever the client does) are promises about many requests at once on a real
@@ -22,23 +22,25 @@ from types import ModuleType
 
 import pytest
 
-LOAD_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+LOADTEST = Path(__file__).resolve().parents[1] / "benchmarks" / "loadtest"
 
 
-def _import_load() -> ModuleType:
-    """Import benchmarks/load.py by path: benchmarks/ is a directory of scripts, no package."""
-    spec = importlib.util.spec_from_file_location("benchmarks_load", LOAD_PY)
+def _import_loadtest() -> ModuleType:
+    """Import the benchmarks/loadtest package by path: benchmarks/ is not on sys.path."""
+    spec = importlib.util.spec_from_file_location(
+        "loadtest", LOADTEST / "__init__.py", submodule_search_locations=[str(LOADTEST)]
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look up their module while being built
+    sys.modules[spec.name] = module  # its modules import each other through it
     spec.loader.exec_module(module)
     return module
 
 
-load = _import_load()
+loadtest = _import_loadtest()
 
-CONFIG = load.LoadConfig(
+CONFIG = loadtest.LoadConfig(
     requests=300,
     clients=24,
     warmup=60,
@@ -53,7 +55,7 @@ CONFIG = load.LoadConfig(
 @pytest.fixture(scope="module")
 def report():
     """One run shared by the tests below (a few seconds); each asserts one expectation."""
-    return load.run(CONFIG)
+    return loadtest.run(CONFIG)
 
 
 @pytest.mark.slow
@@ -69,7 +71,7 @@ def test_the_run_exercised_every_path(report):
 def test_every_servable_request_is_served_whole(report):
     assert report.count("ok") == report.planned("normal", "dying"), report.details()
     assert report.verified_bytes == sum(
-        len(load.FILES[o.plan.name]) for o in report.outcomes if o.plan.servable
+        len(loadtest.FILES[o.plan.name]) for o in report.outcomes if o.plan.servable
     )
 
 
@@ -106,7 +108,7 @@ def test_upstream_connections_stay_within_the_pool(report):
 
 @pytest.mark.slow
 def test_worker_memory_stays_flat_and_the_log_clean(report):
-    assert report.rss_growth_kib <= CONFIG.rss_limit_mib * load.KIB
+    assert report.rss_growth_kib <= CONFIG.rss_limit_mib * loadtest.KIB
     assert report.unexpected_tracebacks == []
     assert report.failures() == []
 
@@ -114,9 +116,9 @@ def test_worker_memory_stays_flat_and_the_log_clean(report):
 # -- the client's judge, without a server ------------------------------------------------------
 
 NAME = "200k.bin"
-DATA = load.FILES[NAME]
-PLAN = load.Planned(0, NAME, "dying-alone", cut=1000)
-OK_HEADERS = {"content-type": load.APP_CONTENT_TYPE}
+DATA = loadtest.FILES[NAME]
+PLAN = loadtest.Planned(0, NAME, "dying-alone", cut=1000)
+OK_HEADERS = {"content-type": loadtest.APP_CONTENT_TYPE}
 
 
 def _chunked(payload: bytes, *, last: bool) -> bytes:
@@ -190,21 +192,21 @@ def _chunked(payload: bytes, *, last: bool) -> bytes:
     ],
 )
 def test_judge_tells_a_truncated_body_from_a_whole_one(headers, raw, reset, verdict):
-    response = load.Response(200, {**OK_HEADERS, **headers}, raw, reset, hung_up=False)
-    assert load.judge(PLAN, response).verdict == verdict
+    response = loadtest.Response(200, {**OK_HEADERS, **headers}, raw, reset, hung_up=False)
+    assert loadtest.judge(PLAN, response).verdict == verdict
 
 
 def test_judge_counts_a_5xx_as_visible_only_where_nothing_could_serve():
-    response = load.Response(502, {"content-length": "3"}, b"bad", False, hung_up=False)
-    assert load.judge(PLAN, response).verdict == "refused"
-    servable = load.Planned(0, NAME, "normal")
-    assert load.judge(servable, response).verdict == "error"
+    response = loadtest.Response(502, {"content-length": "3"}, b"bad", False, hung_up=False)
+    assert loadtest.judge(PLAN, response).verdict == "refused"
+    servable = loadtest.Planned(0, NAME, "normal")
+    assert loadtest.judge(servable, response).verdict == "error"
 
 
 def test_judge_wants_the_apps_content_type():
     headers = {"content-type": "application/octet-stream", "content-length": str(len(DATA))}
-    response = load.Response(200, headers, DATA, False, hung_up=False)
-    assert load.judge(load.Planned(0, NAME, "normal"), response).verdict == "error"
+    response = loadtest.Response(200, headers, DATA, False, hung_up=False)
+    assert loadtest.judge(loadtest.Planned(0, NAME, "normal"), response).verdict == "error"
 
 
 def test_only_aborts_are_expected_tracebacks():
@@ -220,4 +222,4 @@ def test_only_aborts_are_expected_tracebacks():
         "KeyError: 'boom'\n"
         "[2026-01-01 00:00:02 +0000] [1] [INFO] Worker exiting\n"
     )
-    assert load.unexpected_tracebacks(log) == ["KeyError: 'boom'"]
+    assert loadtest.unexpected_tracebacks(log) == ["KeyError: 'boom'"]
