@@ -135,7 +135,7 @@ class ReproxyBody:
         if self._first:
             first, self._first = self._first, b""
             yield first
-            if self._response.isclosed():
+            if self._response.closed:
                 return  # a small body came whole with the first read: no empty read to make
         read = self._response.read1
         chunk_size = self._chunk_size
