@@ -8,6 +8,7 @@ middleware, hence the same pool, succeeds promptly.
 from __future__ import annotations
 
 import http.server
+import logging
 import ssl
 import threading
 import time
@@ -251,3 +252,32 @@ def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca):
         finally:
             pool.clear()
     assert (result.code, result.body) == (200, SMALL)
+
+
+def test_kept_alive_connection_closed_under_us_is_retried_once(scripted, caplog):
+    """A target's idle timeout racing our reuse of its connection is not a failed URL: the
+    request goes once more on a new connection (a lone URL would otherwise answer 502)."""
+    body = b"fresh"
+    answer = response_head("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    connections = []
+
+    def idle_timeout_race(conn, server):
+        connections.append(conn)
+        if len(connections) == 1:
+            if server.read_request(conn):
+                conn.sendall(answer + body)  # kept alive ...
+            server.read_request(conn)  # ... and closed when the next request arrives
+            return
+        while server.read_request(conn):
+            conn.sendall(answer + body)
+
+    target = scripted(idle_timeout_race)
+    mw = middleware(target.url("/f"))
+    with caplog.at_level(logging.DEBUG, "wsgi_reproxy"):
+        first = call(mw, "/r/f")
+        second = call(mw, "/r/f")
+    assert (first.code, first.body) == (200, body)
+    assert (second.code, second.body) == (200, body)
+    assert len(connections) == 2
+    assert any("retrying once" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -14,6 +14,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import RemoteDisconnected
 from typing import Any
 
 import urllib3
@@ -21,6 +22,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
     NewConnectionError,
+    ProtocolError,
     ReadTimeoutError,
 )
 from urllib3.response import BaseHTTPResponse
@@ -138,22 +140,40 @@ def open_url(
     headers: Mapping[str, str],
     timeout: urllib3.Timeout,
 ) -> BaseHTTPResponse:
-    """One request, body unread; any network or protocol error becomes UpstreamError."""
+    """One request, body unread; any network or protocol error becomes UpstreamError.
+
+    With ``retries=False`` urllib3 never repeats a request, and failover is ours. The one
+    exception is a kept-alive connection that the target closed just as we reused it (its
+    idle timeout raced our request): the request is sent once more, on a new connection,
+    instead of failing a healthy URL -- what nginx does for its upstream keep-alive too.
+    GET and HEAD are safe to repeat, and no byte of a response had arrived.
+    """
     log.debug("reproxy attempt: %s %r", method, url)
-    try:
-        return _urlopen(
-            pool,
-            method,
-            url,
-            headers=headers,
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            decode_content=False,
-            timeout=timeout,
-        )
-    except (HTTPError, OSError) as error:
-        raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
+    for attempt in (1, 2):
+        try:
+            return _urlopen(
+                pool,
+                method,
+                url,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+                timeout=timeout,
+            )
+        except (HTTPError, OSError) as error:
+            if attempt == 1 and _closed_under_us(error):
+                log.debug("reproxy: %r closed a kept-alive connection, retrying once", url)
+                continue
+            raise UpstreamError(url, _describe(error), timed_out=_is_timeout(error)) from error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _closed_under_us(error: BaseException) -> bool:
+    """The peer closed the connection before sending any response: a stale keep-alive."""
+    cause = error.args[1] if isinstance(error, ProtocolError) and len(error.args) > 1 else None
+    return isinstance(cause, RemoteDisconnected | ConnectionResetError | BrokenPipeError)
 
 
 @functools.lru_cache(maxsize=4096)
