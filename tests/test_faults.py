@@ -281,3 +281,32 @@ def test_kept_alive_connection_closed_under_us_is_retried_once(scripted, caplog)
     assert len(connections) == 2
     assert any("retrying once" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("refusal", ["403 Forbidden", "405 Method Not Allowed"])
+def test_head_refused_by_a_presigned_url_is_asked_with_get(scripted, refusal):
+    """Presigned URLs sign the method: HEAD on a GET URL answers 403. The HEAD client still
+    gets the file's headers, from a GET whose body is cut off, never read or sent."""
+    size = 5 * 1024 * 1024
+    ok = response_head(
+        "200 OK", [("Content-Type", "a/b"), ("Content-Length", str(size)), ("ETag", '"v1"')]
+    )
+    no = response_head(refusal, [("Content-Type", "text/plain"), ("Content-Length", "0")])
+    methods = []
+
+    def presigned(conn, server):
+        while request := server.read_request(conn):
+            methods.append(request.split(b" ", 1)[0])
+            conn.sendall(no if request.startswith(b"HEAD") else ok + b"x" * size)
+
+    target = scripted(presigned)
+    mw = middleware(target.url("/f"))
+    head = call(mw, "/r/f", method="HEAD")
+    assert (head.code, head.body) == (200, b"")
+    assert head.header("Content-Length") == str(size)
+    assert head.header("ETag") == '"v1"'
+    get = call(mw, "/r/f")
+    assert (get.code, len(get.body)) == (200, size)
+    assert methods == [b"HEAD", b"GET", b"GET"]
+    # the refused HEAD's and the cut-off GET's connections were closed, never reused
+    assert target.connections == 3

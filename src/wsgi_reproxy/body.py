@@ -70,6 +70,9 @@ class ReproxyBody:
         ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
     :param has_body: False for HEAD, 204 and 304: nothing is read.
     :param first_chunk: the first piece of the body, read before the response started.
+    :param drain: for a response without body, read it to its (empty) end so the
+        connection goes back to the pool; False for a GET standing in for a refused HEAD,
+        whose body must be cut off, not read.
     :param resume: how to continue from the next replica should this body break, or why
         that is impossible (see :mod:`wsgi_reproxy.resume`); may be a function that works
         it out, called only if the body breaks, so whole bodies never pay for it.
@@ -85,6 +88,7 @@ class ReproxyBody:
         "_chunk_size",
         "_closed",
         "_complete",
+        "_drain",
         "_expected",
         "_first",
         "_has_body",
@@ -105,8 +109,10 @@ class ReproxyBody:
         has_body: bool,
         resume: Resumer | NoResume | Callable[[], Resumer | NoResume],
         first_chunk: bytes = b"",
+        drain: bool = True,
     ) -> None:
         self._response = response
+        self._drain = drain
         self._first = first_chunk
         self.url = url
         self._chunk_size = chunk_size
@@ -188,7 +194,7 @@ class ReproxyBody:
         try:
             close_iterable(self._app_iterable)
         finally:
-            if not self._has_body:
+            if not self._has_body and self._drain:
                 # HEAD, 204, 304: nothing to read, but http.client still counts the response
                 # as pending until it is read; released unread, the connection would answer
                 # the next request with ResponseNotReady.

@@ -186,6 +186,7 @@ class Exchange:
             app_iterable=app_iterable,
             has_body=has_body,
             first_chunk=fetched.first_chunk,
+            drain=not fetched.stands_in_for_head,
             expected_length=_expected_length(response, has_body, directive),
             resume=self._plan_resume(fetched, request_headers, directive),
         )

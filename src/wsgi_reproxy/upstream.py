@@ -71,6 +71,7 @@ class Fetched:
     url: str
     response: BaseHTTPResponse
     first_chunk: bytes
+    stands_in_for_head: bool
     attempts: tuple[Attempt, ...]
     later_urls: tuple[str, ...]
 
@@ -201,7 +202,7 @@ def _first_chunk(response: BaseHTTPResponse, url: str, method: str, chunk_size: 
     breaks at once, which servers can only answer by dropping the connection.
     """
     if method == "HEAD" or response.status in NO_BODY_STATUSES:
-        return b""
+        return b""  # (a GET standing in for a refused HEAD: its body is never read)
     try:
         return response.read1(chunk_size, decode_content=False)
     except (HTTPError, OSError) as error:
@@ -212,6 +213,25 @@ def _first_chunk(response: BaseHTTPResponse, url: str, method: str, chunk_size: 
         ) from error
 
 
+# Presigned URLs (S3, GCS) sign the method: a GET URL asked with HEAD answers 403; some
+# servers answer 405 or 501.  The target's answer to GET tells the HEAD what it needs.
+HEAD_REFUSED = frozenset({403, 405, 501})
+
+
+def _get_for_head(
+    pool: urllib3.PoolManager,
+    url: str,
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+    refused: BaseHTTPResponse,
+) -> BaseHTTPResponse:
+    """Ask with GET when HEAD was refused; the caller sends its headers and never its body
+    (the connection is closed, not drained, when the response is done)."""
+    log.debug("reproxy: %r refused HEAD (%d); asking with GET", url, refused.status)
+    discard(refused)
+    return open_url(pool, url, "GET", headers, timeout)
+
+
 def _attempt(
     pool: urllib3.PoolManager,
     url: str,
@@ -220,11 +240,14 @@ def _attempt(
     timeout: urllib3.Timeout,
     expected_size: int | None,
     chunk_size: int,
-) -> tuple[BaseHTTPResponse, bytes]:
+) -> tuple[BaseHTTPResponse, bytes, bool]:
     response = open_url(pool, url, method, headers, timeout)
+    stands_in = method == "HEAD" and response.status in HEAD_REFUSED
+    if stands_in:
+        response = _get_for_head(pool, url, headers, timeout, response)
     try:
         _check(response, url, expected_size)
-        return response, _first_chunk(response, url, method, chunk_size)
+        return response, _first_chunk(response, url, method, chunk_size), stands_in
     except UpstreamError:
         discard(response)
         raise
@@ -254,12 +277,13 @@ def fetch_first(
     failures: list[Attempt] = []
     for index, url in enumerate(directive.urls):
         try:
-            response, first = _attempt(
+            response, first, stands_in = _attempt(
                 pool, url, method, headers, timeout, directive.expected_size, chunk_size
             )
         except UpstreamError as error:
             log.warning("reproxy attempt failed: %r: %s", url, error.reason)
             failures.append(error.attempt)
             continue
-        return Fetched(url, response, first, tuple(failures), directive.urls[index + 1 :])
+        later = directive.urls[index + 1 :]
+        return Fetched(url, response, first, stands_in, tuple(failures), later)
     raise AllUpstreamsFailed(failures)
