@@ -16,14 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -37,7 +31,7 @@ from werkzeug.http import parse_options_header
 from harness import make_environ
 from upstreams import FILES, etag_for
 from wsgi_reproxy import __version__
-from wsgi_servers import free_port
+from wsgi_servers import ServerProcess
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FLASK_DIR = EXAMPLES / "flask_app"
@@ -284,84 +278,6 @@ def test_unknown_name_is_404(build, file_server, allow):
 # -- Under a real gunicorn -----------------------------------------------------------------
 
 
-@dataclass
-class Gunicorn:
-    """gunicorn (gthread) serving ``target`` from ``directory`` on 127.0.0.1."""
-
-    directory: Path
-    target: str
-    env: dict[str, str]
-
-    def __enter__(self) -> Gunicorn:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = tempfile.NamedTemporaryFile(
-            prefix="gunicorn-example-", suffix=".log", delete=False
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "-w",
-            "1",
-            "-k",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "1",
-            "--chdir",
-            str(self.directory),
-            self.target,
-        ]
-        self.process = subprocess.Popen(
-            command,
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        with urllib3.PoolManager(retries=False) as pool:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"gunicorn exited early:\n{self.output()}")
-                try:
-                    pool.request("GET", self.base + "/downloads/", timeout=1.0)
-                except urllib3.exceptions.HTTPError:
-                    time.sleep(0.1)
-                    continue
-                return
-        raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-        Path(self._log.name).unlink(missing_ok=True)
-
-
 GUNICORN_TARGETS = {
     "flask": (FLASK_DIR, "app:create_app()", {}),
     "django": (
@@ -385,7 +301,9 @@ def test_example_under_gunicorn(framework, file_server, refused_url):
     }
     data = FILES["5m.bin"]
     with (
-        Gunicorn(directory, target, env) as server,
+        ServerProcess(
+            "gunicorn-gthread", env, app=target, chdir=directory, ready_path="/downloads/"
+        ) as server,
         urllib3.PoolManager(retries=False, timeout=10) as http,
     ):
         url = server.base + "/downloads/5m.bin"

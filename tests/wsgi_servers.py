@@ -28,7 +28,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def command(kind: str, port: int, threads: int) -> list[str]:
+def command(kind: str, port: int, threads: int, app: str, chdir: Path) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if kind.startswith("gunicorn-"):
         worker = kind.removeprefix("gunicorn-")
@@ -49,8 +49,8 @@ def command(kind: str, port: int, threads: int) -> list[str]:
             "--graceful-timeout",
             "1",
             "--chdir",
-            str(APPS),
-            "serverapp:application",
+            str(chdir),
+            app,
         ]
     if kind == "waitress":
         return [
@@ -59,7 +59,7 @@ def command(kind: str, port: int, threads: int) -> list[str]:
             "waitress",
             f"--listen={bind}",
             f"--threads={threads}",
-            "serverapp:application",
+            app,
         ]
     if kind == "uwsgi":
         return [
@@ -72,9 +72,9 @@ def command(kind: str, port: int, threads: int) -> list[str]:
             "--threads",
             str(threads),
             "--chdir",
-            str(APPS),
+            str(chdir),
             "--module",
-            "serverapp:application",
+            app,
             "--die-on-term",
             "--need-app",
             "--disable-logging",
@@ -87,8 +87,20 @@ def uwsgi_binary() -> str:
 
 
 class ServerProcess:
-    def __init__(self, kind: str, env: dict[str, str], threads: int = 4) -> None:
+    """``kind`` serving ``app`` (``module:callable``) from ``chdir``, answering on ``base``."""
+
+    def __init__(
+        self,
+        kind: str,
+        env: dict[str, str],
+        threads: int = 4,
+        *,
+        app: str = "serverapp:application",
+        chdir: Path = APPS,
+        ready_path: str = "/stats",
+    ) -> None:
         self.kind = kind
+        self._ready_path = ready_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -97,10 +109,10 @@ class ServerProcess:
         environ = {
             **os.environ,
             **env,
-            "PYTHONPATH": os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join([str(chdir), os.environ.get("PYTHONPATH", "")]),
         }
         self.process = subprocess.Popen(
-            command(kind, self.port, threads),
+            command(kind, self.port, threads, app, chdir),
             env=environ,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -115,12 +127,11 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.kind} exited early:\n{self.output()}")
                 try:
-                    response = pool.request("GET", self.base + "/stats", timeout=1.0)
+                    pool.request("GET", self.base + self._ready_path, timeout=1.0)
                 except urllib3.exceptions.HTTPError:
                     time.sleep(0.1)
                     continue
-                if response.status == 200:
-                    return
+                return  # any HTTP answer: the app is loaded
         self.stop()
         raise RuntimeError(f"{self.kind} did not answer within {timeout}s:\n{self.output()}")
 
