@@ -246,7 +246,38 @@ class RecordedRequest:
         return [value for key, value in self.headers if key.lower() == name.lower()]
 
 
-class FileServer:
+class _ServerBase:
+    """What both servers share: the open connections they cut at close, the threads they
+    join, and use as a context manager."""
+
+    base: str
+    _lock: threading.Lock
+    _open: set[socket.socket]
+    _threads: list[threading.Thread]
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _cut_connections_and_join(self) -> None:
+        with self._lock:
+            for sock in self._open:
+                _shut(sock)
+            threads = list(self._threads)
+        _join_all(threads, f"{type(self).__name__} {self.base}")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FileServer(_ServerBase):
     """A threaded HTTP/1.1 keep-alive server on 127.0.0.1 serving :data:`FILES`.
 
     Routes (``HEAD`` works wherever ``GET`` does, with the same headers and no body):
@@ -314,22 +345,7 @@ class FileServer:
         self._httpd.shutdown()
         self._serve_thread.join()
         self._httpd.server_close()
-        with self._lock:
-            for sock in self._open:
-                _shut(sock)
-            threads = list(self._threads)
-        _join_all(threads, f"FileServer {self.base}")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._cut_connections_and_join()
 
     @property
     def open_connections(self) -> int:
@@ -561,7 +577,7 @@ away, and any ``OSError`` after :meth:`ScriptedServer.close`, are swallowed by t
 """
 
 
-class ScriptedServer:
+class ScriptedServer(_ServerBase):
     """A raw TCP server on 127.0.0.1 that runs ``handler(conn, self)`` for each connection,
     each in its own thread, to produce one precise misbehaviour.
 
@@ -630,22 +646,7 @@ class ScriptedServer:
         self.stop_event.set()
         self._accept_thread.join()
         self._listener.close()
-        with self._lock:
-            for conn in self._open:
-                _shut(conn)
-            threads = list(self._threads)
-        _join_all(threads, f"ScriptedServer {self.base}")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._cut_connections_and_join()
 
     def _accept_loop(self) -> None:
         while not self.stop_event.is_set():
