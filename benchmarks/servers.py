@@ -1,0 +1,265 @@
+"""Which WSGI server settings serve reproxied files fastest, measured side by side.
+
+The middleware costs the same under every server; what a request costs *around* it -- the
+server's HTTP parsing, its threads and the GIL, whether it sets ``TCP_NODELAY`` -- differs
+by a factor of two.  This runs ``servers_app.py`` (the anchors' candidate: the middleware
+in front of a backend that answers ``X-Reproxy-Url``) under each server configuration in
+turn, drives it with ``wrk`` (16 keep-alive connections by default), and prints requests/s,
+p50 and p99 per file size with ratios against the first configuration.
+
+Each configuration is checked first: one reproxied body must equal the storage's bytes.
+The ``balance`` column is the least busy worker's CPU time over the busiest one's during
+the run (1.00 = even): two gunicorn workers sharing a listening socket sometimes get every
+connection on one worker, which halves throughput for reasons that have nothing to do with
+the app -- read such runs as what they are.
+
+    python benchmarks/servers.py --storage http://127.0.0.1:18081/files/
+    python benchmarks/servers.py --configs gunicorn-2x8,uwsgi-4x4 --sizes 1k --duration 10
+
+``--storage`` is a directory URL holding ``1k.bin``, ``64k.bin`` ... (the anchors'
+nginx replica, or your own nginx); without it an embedded Python file server is started,
+which is slower than any front and so only good for trying the script out.  Needs ``wrk``
+and, for the uWSGI configurations, ``uwsgi`` (both skipped with a message if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZES = {"1k": 1024, "64k": 64 * 1024, "1m": 1024 * 1024}
+
+_GUNICORN = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--keep-alive", "5"]
+_GUNICORN += ["--log-level", "warning", "--chdir", str(HERE)]
+_UWSGI = ["--master", "--disable-logging", "--thunder-lock", "--die-on-term"]
+_UWSGI += ["--pythonpath", str(HERE), "--module", "servers_app:application"]
+
+# name -> (command line with {port}, {uwsgi}; what it shows)
+CONFIGS: dict[str, tuple[list[str], str]] = {
+    "gunicorn-2x8": (
+        [*_GUNICORN, "-w", "2", "--threads", "8", "-b", "127.0.0.1:{port}", "servers_app"],
+        "the anchors' candidate slot",
+    ),
+    "gunicorn-4x4": (
+        [*_GUNICORN, "-w", "4", "--threads", "4", "-b", "127.0.0.1:{port}", "servers_app"],
+        "more workers, fewer threads",
+    ),
+    "uwsgi-2x8": (
+        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "2"]
+        + ["--threads", "8", "--tcp-nodelay", *_UWSGI],
+        "uWSGI, same shape as the candidate",
+    ),
+    "uwsgi-4x4": (
+        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "4"]
+        + ["--threads", "4", "--tcp-nodelay", *_UWSGI],
+        "recommended",
+    ),
+    "uwsgi-8x2": (
+        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "8"]
+        + ["--threads", "2", "--tcp-nodelay", *_UWSGI],
+        "fewer threads per GIL: lower p99",
+    ),
+    "uwsgi-4x4-nagle": (
+        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "4"]
+        + ["--threads", "4", *_UWSGI],
+        "without --tcp-nodelay: 40 ms stalls",
+    ),
+}
+DEFAULT_CONFIGS = "gunicorn-2x8,uwsgi-4x4,uwsgi-8x2,uwsgi-4x4-nagle"
+
+
+@dataclass(frozen=True)
+class Result:
+    config: str
+    size: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: str
+    balance: float | None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (local URLs)
+        body: bytes = response.read()
+        return body
+
+
+def uwsgi_binary() -> str | None:
+    beside_python = Path(sys.executable).with_name("uwsgi")
+    return str(beside_python) if beside_python.exists() else shutil.which("uwsgi")
+
+
+@contextlib.contextmanager
+def running(config: str, port: int, storage: str) -> Iterator[subprocess.Popen[bytes]]:
+    argv, _ = CONFIGS[config]
+    uwsgi = uwsgi_binary() or "uwsgi"
+    command = [word.format(port=port, uwsgi=uwsgi) for word in argv]
+    env = {**os.environ, "BENCH_STORAGE": storage}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fetch(f"http://127.0.0.1:{port}/n/ready")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    assert process.stderr is not None
+                    raise SystemExit(f"{config} did not start: {process.stderr.read()[-800:]!r}")
+                time.sleep(0.2)
+        yield process
+    finally:
+        # gunicorn stops quickly on SIGINT, uWSGI (--die-on-term) on SIGTERM.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT if "gunicorn" in config else signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def worker_cpu_ticks(pid: int) -> dict[int, int]:
+    """utime + stime of each child process (the workers) of ``pid``."""
+    ticks = {}
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for child in map(int, children):
+            fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+            ticks[child] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def balance(before: dict[int, int], after: dict[int, int]) -> float | None:
+    spent = [after[pid] - before.get(pid, 0) for pid in after]
+    return min(spent) / max(spent) if len(spent) > 1 and max(spent) > 0 else None
+
+
+def to_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match[1]), match[2]
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float, str]:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
+    errors = "; ".join(
+        line.strip() for line in out.splitlines() if "Non-2xx" in line or "Socket errors" in line
+    )
+    return (
+        float(rate[1]) if rate else 0.0,
+        to_ms(p50[1]) if p50 else float("nan"),
+        to_ms(p99[1]) if p99 else float("nan"),
+        errors,
+    )
+
+
+def measure(config: str, storage: str, sizes: list[str], args: argparse.Namespace) -> list[Result]:
+    port = free_port()
+    results = []
+    with running(config, port, storage) as server:
+        for size in sizes:
+            url = f"http://127.0.0.1:{port}/r/{size}.bin"
+            try:
+                got, want = fetch(url), fetch(f"{storage}{size}.bin")
+            except OSError as error:
+                raise SystemExit(f"{config}: checking {url} failed: {error}") from error
+            if hashlib.sha256(got).digest() != hashlib.sha256(want).digest():
+                raise SystemExit(f"{config}: {url} gave {len(got)} wrong bytes; not measuring")
+            wrk(url, args.connections, 2)  # warm-up
+            before = worker_cpu_ticks(server.pid)
+            rate, p50, p99, errors = wrk(url, args.connections, args.duration)
+            spread = balance(before, worker_cpu_ticks(server.pid))
+            results.append(Result(config, size, rate, p50, p99, errors, spread))
+            print(f"  {config} {size}: {rate:.0f} req/s, p99 {p99:.2f} ms", file=sys.stderr)
+    return results
+
+
+def report(results: list[Result], configs: list[str]) -> None:
+    print(f"\n| config | size | req/s | p50 ms | p99 ms | balance | |\n|{'---|' * 7}")
+    for result in results:
+        base = next(r for r in results if r.size == result.size and r.config == configs[0])
+        ratio = result.requests_per_s / base.requests_per_s if base.requests_per_s else 0.0
+        spread = "-" if result.balance is None else f"{result.balance:.2f}"
+        print(
+            f"| {result.config} | {result.size} | {result.requests_per_s:.0f} ({ratio:.2f}x) "
+            f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {spread} "
+            f"| {CONFIGS[result.config][1]}{'; ' + result.errors if result.errors else ''} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", help="directory URL holding 1k.bin, 64k.bin ...")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="from " + ",".join(CONFIGS))
+    parser.add_argument("--sizes", default="1k,64k", help="from " + ",".join(SIZES))
+    parser.add_argument("--duration", type=int, default=8, help="seconds of wrk per size")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("servers.py needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+    configs = [name for name in args.configs.split(",") if name]
+    unknown = [name for name in configs if name not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
+    if uwsgi_binary() is None:
+        skipped = [name for name in configs if name.startswith("uwsgi")]
+        print(f"uwsgi not found; skipping {skipped}", file=sys.stderr)
+        configs = [name for name in configs if name not in skipped]
+    sizes = args.sizes.split(",")
+    storage, embedded = args.storage, None
+    if storage is None:
+        sys.path.insert(0, str(HERE))
+        from inprocess import embedded_storage
+
+        print("no --storage: embedded Python file server (it bounds every figure)", file=sys.stderr)
+        storage, embedded = embedded_storage({name: SIZES[name] for name in sizes})
+    try:
+        results = [r for config in configs for r in measure(config, storage, sizes, args)]
+    finally:
+        if embedded is not None:
+            embedded.terminate()
+            embedded.wait()
+    report(results, configs)
+    print(
+        f"\nwrk -t1 -c{args.connections} -d{args.duration}s after a 2 s warm-up; "
+        f"{os.cpu_count()} cores; storage {storage}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
