@@ -43,41 +43,33 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SIZES = {"1k": 1024, "64k": 64 * 1024, "1m": 1024 * 1024}
 
-_GUNICORN = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--keep-alive", "5"]
-_GUNICORN += ["--log-level", "warning", "--chdir", str(HERE)]
-_UWSGI = ["--master", "--disable-logging", "--thunder-lock", "--die-on-term"]
-_UWSGI += ["--pythonpath", str(HERE), "--module", "servers_app:application"]
 
-# name -> (command line with {port}, {uwsgi}; what it shows)
+def _gunicorn(workers: int, threads: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "gunicorn", "-k", "gthread", "--keep-alive", "5"),
+        *("--workers", str(workers), "--threads", str(threads), "--log-level", "warning"),
+        *("--chdir", str(HERE), "--bind", "127.0.0.1:{port}", "servers_app"),
+    ]
+
+
+def _uwsgi(processes: int, threads: int, *, nodelay: bool = True) -> list[str]:
+    return [
+        *("{uwsgi}", "--http11-socket", "127.0.0.1:{port}"),
+        *("--processes", str(processes), "--threads", str(threads)),
+        *(["--tcp-nodelay"] if nodelay else []),
+        *("--master", "--disable-logging", "--thunder-lock", "--die-on-term"),
+        *("--pythonpath", str(HERE), "--module", "servers_app:application"),
+    ]
+
+
+# name -> (command line with {port} and {uwsgi} to fill in; what it shows)
 CONFIGS: dict[str, tuple[list[str], str]] = {
-    "gunicorn-2x8": (
-        [*_GUNICORN, "-w", "2", "--threads", "8", "-b", "127.0.0.1:{port}", "servers_app"],
-        "the anchors' candidate slot",
-    ),
-    "gunicorn-4x4": (
-        [*_GUNICORN, "-w", "4", "--threads", "4", "-b", "127.0.0.1:{port}", "servers_app"],
-        "more workers, fewer threads",
-    ),
-    "uwsgi-2x8": (
-        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "2"]
-        + ["--threads", "8", "--tcp-nodelay", *_UWSGI],
-        "uWSGI, same shape as the candidate",
-    ),
-    "uwsgi-4x4": (
-        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "4"]
-        + ["--threads", "4", "--tcp-nodelay", *_UWSGI],
-        "recommended",
-    ),
-    "uwsgi-8x2": (
-        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "8"]
-        + ["--threads", "2", "--tcp-nodelay", *_UWSGI],
-        "fewer threads per GIL: lower p99",
-    ),
-    "uwsgi-4x4-nagle": (
-        ["{uwsgi}", "--http11-socket", "127.0.0.1:{port}", "--processes", "4"]
-        + ["--threads", "4", *_UWSGI],
-        "without --tcp-nodelay: 40 ms stalls",
-    ),
+    "gunicorn-2x8": (_gunicorn(2, 8), "the anchors' candidate slot"),
+    "gunicorn-4x4": (_gunicorn(4, 4), "more workers, fewer threads"),
+    "uwsgi-2x8": (_uwsgi(2, 8), "uWSGI, the candidate's shape"),
+    "uwsgi-4x4": (_uwsgi(4, 4), "recommended"),
+    "uwsgi-8x2": (_uwsgi(8, 2), "fewer threads per GIL: lower p99"),
+    "uwsgi-4x4-nagle": (_uwsgi(4, 4, nodelay=False), "without --tcp-nodelay: 40 ms stalls"),
 }
 DEFAULT_CONFIGS = "gunicorn-2x8,uwsgi-4x4,uwsgi-8x2,uwsgi-4x4-nagle"
 
@@ -101,7 +93,7 @@ def free_port() -> int:
 
 
 def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (local URLs)
+    with urllib.request.urlopen(url, timeout=30) as response:
         body: bytes = response.read()
         return body
 
@@ -129,7 +121,8 @@ def running(config: str, port: int, storage: str) -> Iterator[subprocess.Popen[b
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     assert process.stderr is not None
-                    raise SystemExit(f"{config} did not start: {process.stderr.read()[-800:]!r}")
+                    stderr = process.stderr.read()[-800:]
+                    raise SystemExit(f"{config} did not start: {stderr!r}") from None
                 time.sleep(0.2)
         yield process
     finally:
