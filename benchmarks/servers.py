@@ -8,10 +8,10 @@ turn, drives it with ``wrk`` (16 keep-alive connections by default), and prints 
 p50 and p99 per file size with ratios against the first configuration.
 
 Each configuration is checked first: one reproxied body must equal the storage's bytes.
-The ``balance`` column is the least busy worker's CPU time over the busiest one's during
-the run (1.00 = even): two gunicorn workers sharing a listening socket sometimes get every
-connection on one worker, which halves throughput for reasons that have nothing to do with
-the app -- read such runs as what they are.
+The ``busy`` column counts the workers that did at least a tenth of the work during the
+run: gunicorn workers sharing a listening socket sometimes get every connection on one
+worker ("1/2"), which halves throughput for reasons that have nothing to do with the app
+-- read such runs as what they are.
 
     python benchmarks/servers.py --storage http://127.0.0.1:18081/files/
     python benchmarks/servers.py --configs gunicorn-2x8,uwsgi-4x4 --sizes 1k --duration 10
@@ -82,7 +82,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: str
-    balance: float | None
+    busy: str
 
 
 def free_port() -> int:
@@ -149,9 +149,13 @@ def worker_cpu_ticks(pid: int) -> dict[int, int]:
     return ticks
 
 
-def balance(before: dict[int, int], after: dict[int, int]) -> float | None:
+def busy_workers(before: dict[int, int], after: dict[int, int]) -> str:
+    """How many workers did at least a tenth of the run's work, out of how many."""
     spent = [after[pid] - before.get(pid, 0) for pid in after]
-    return min(spent) / max(spent) if len(spent) > 1 and max(spent) > 0 else None
+    total = sum(spent)
+    if not total:
+        return "-"
+    return f"{sum(1 for ticks in spent if ticks >= total / 10)}/{len(spent)}"
 
 
 def to_ms(text: str) -> float:
@@ -194,21 +198,20 @@ def measure(config: str, storage: str, sizes: list[str], args: argparse.Namespac
             wrk(url, args.connections, 2)  # warm-up
             before = worker_cpu_ticks(server.pid)
             rate, p50, p99, errors = wrk(url, args.connections, args.duration)
-            spread = balance(before, worker_cpu_ticks(server.pid))
-            results.append(Result(config, size, rate, p50, p99, errors, spread))
+            busy = busy_workers(before, worker_cpu_ticks(server.pid))
+            results.append(Result(config, size, rate, p50, p99, errors, busy))
             print(f"  {config} {size}: {rate:.0f} req/s, p99 {p99:.2f} ms", file=sys.stderr)
     return results
 
 
 def report(results: list[Result], configs: list[str]) -> None:
-    print(f"\n| config | size | req/s | p50 ms | p99 ms | balance | |\n|{'---|' * 7}")
+    print(f"\n| config | size | req/s | p50 ms | p99 ms | busy | |\n|{'---|' * 7}")
     for result in results:
         base = next(r for r in results if r.size == result.size and r.config == configs[0])
         ratio = result.requests_per_s / base.requests_per_s if base.requests_per_s else 0.0
-        spread = "-" if result.balance is None else f"{result.balance:.2f}"
         print(
             f"| {result.config} | {result.size} | {result.requests_per_s:.0f} ({ratio:.2f}x) "
-            f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {spread} "
+            f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.busy} "
             f"| {CONFIGS[result.config][1]}{'; ' + result.errors if result.errors else ''} |"
         )
 
