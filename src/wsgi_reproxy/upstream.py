@@ -31,6 +31,7 @@ from urllib3.util import parse_url
 from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .guard import guarded_pool
+from .heads import pool_classes
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
 
@@ -51,7 +52,8 @@ def make_pool(
     block: bool = False,
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
-    ours, per URL), no redirects, and room for a gthread worker's threads."""
+    ours, per URL), no redirects, room for a gthread worker's threads, and response heads
+    read without the email parser (:mod:`wsgi_reproxy.heads`)."""
     options: dict[str, Any] = {
         "num_pools": 64,
         "maxsize": maxsize,
@@ -61,7 +63,9 @@ def make_pool(
     }
     if refuse_local:
         return guarded_pool(allowed, **options)
-    return urllib3.PoolManager(**options)
+    pool = urllib3.PoolManager(**options)
+    pool.pool_classes_by_scheme = pool_classes()
+    return pool
 
 
 @dataclass(frozen=True, slots=True)

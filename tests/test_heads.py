@@ -1,0 +1,347 @@
+"""The quick response-head reader against the standard library it stands in for.
+
+:mod:`wsgi_reproxy.heads` parses plain header blocks itself and hands everything else to
+``http.client``; these tests hold it to the standard library's answer -- the same message,
+the same framing decisions, the same exceptions -- on generated header blocks and whole
+response heads, and check that the middleware's own pools use it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+from collections.abc import Iterator
+
+import pytest
+import urllib3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness import call, reproxy_app
+from upstreams import FILES, FileServer, ScriptedServer
+from wsgi_reproxy import ReproxyMiddleware
+from wsgi_reproxy.heads import HeadResponse, parse_plain_headers, read_header_lines
+
+DIFFERENTIAL = settings(max_examples=400, deadline=None)
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+plain_names = st.one_of(
+    st.sampled_from(
+        ["Content-Type", "Content-Length", "ETag", "Connection", "Transfer-Encoding", "From"]
+    ),
+    st.text(TOKEN_CHARS, min_size=1, max_size=12),
+)
+plain_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.just("\t"))
+blanks = st.sampled_from(["", " ", "  ", "\t", " \t"])
+
+
+@st.composite
+def plain_lines(draw: st.DrawFn) -> bytes:
+    name, value = draw(plain_names), draw(plain_values)
+    return f"{name}:{draw(blanks)}{value}{draw(blanks)}\r\n".encode()
+
+
+# Lines the quick reader must refuse and leave to the email parser.
+odd_lines = st.one_of(
+    st.sampled_from(
+        [
+            b" folded continuation\r\n",
+            b"\tfolded with a tab\r\n",
+            b"no colon at all\r\n",
+            b": empty name\r\n",
+            b"Bad Name: space in the name\r\n",
+            b"Bare-LF: value\n",
+            b"Lone-CR: a\rb\r\n",
+            b"Obs-Text: caf\xe9\r\n",
+            b"Control: a\x01b\r\n",
+            b"Delete: a\x7fb\r\n",
+            b"Content-Type: multipart/mixed; boundary=xyz\r\n",
+            b"content-type: Message/http\r\n",
+            b"From nobody Mon Jan  1 00:00:00 2024\r\n",
+            b"X-Nul: \x00\r\n",
+        ]
+    ),
+    st.binary(max_size=20).map(lambda b: b + b"\r\n"),
+)
+terminators = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b""])
+
+
+@st.composite
+def header_blocks(draw: st.DrawFn) -> list[bytes]:
+    lines = draw(st.lists(st.one_of(plain_lines(), plain_lines(), odd_lines), max_size=12))
+    terminator = draw(terminators)
+    # what read_header_lines returns: a block ends at its first empty line
+    block = []
+    for line in [*lines, terminator]:
+        block.append(line)
+        if line in (b"\r\n", b"\n", b""):
+            break
+    return block
+
+
+def stdlib_message(lines: list[bytes]) -> http.client.HTTPMessage:
+    return http.client.parse_headers(io.BytesIO(b"".join(lines)))
+
+
+def same_message(ours: http.client.HTTPMessage, theirs: http.client.HTTPMessage) -> None:
+    assert ours.items() == theirs.items()
+    assert ours.get_payload() == theirs.get_payload()
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+    assert ours.is_multipart() == theirs.is_multipart()
+    assert ours.get_content_type() == theirs.get_content_type()
+    for name in ("content-length", "transfer-encoding", "connection", "keep-alive"):
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get_all(name) == theirs.get_all(name)
+
+
+@DIFFERENTIAL
+@given(header_blocks())
+def test_plain_blocks_give_the_standard_message_and_others_are_refused(
+    lines: list[bytes],
+) -> None:
+    ours = parse_plain_headers(lines)
+    if ours is None:
+        return  # handed to http.client.parse_headers: the standard answer by construction
+    same_message(ours, stdlib_message(lines))
+
+
+@DIFFERENTIAL
+@given(st.lists(plain_lines(), max_size=12))
+def test_every_plain_block_takes_the_quick_path(lines: list[bytes]) -> None:
+    block = [*lines, b"\r\n"]
+    ours = parse_plain_headers(block)
+    assert ours is not None
+    same_message(ours, stdlib_message(block))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b" folded continuation\r\n",
+        b"no colon at all\r\n",
+        b"Bare-LF: value\n",
+        b"Obs-Text: caf\xe9\r\n",
+        b"Control: a\x01b\r\n",
+        b"Content-Type: multipart/mixed; boundary=xyz\r\n",
+        b"Content-Type: message/http\r\n",
+    ],
+)
+def test_odd_lines_are_left_to_the_standard_parser(line: bytes) -> None:
+    assert parse_plain_headers([b"Server: x\r\n", line, b"\r\n"]) is None
+
+
+def test_a_block_cut_short_is_left_to_the_standard_parser() -> None:
+    assert parse_plain_headers([b"Server: x\r\n", b""]) is None
+    assert parse_plain_headers([b"Server: x\r\n", b"\n"]) is None
+    assert parse_plain_headers([]) is None
+
+
+# -- whole response heads, through a real socket ---------------------------------------
+
+
+def response_from(raw: bytes, cls: type[http.client.HTTPResponse], method: str) -> object:
+    """What ``cls.begin()`` makes of ``raw``: its framing decisions, or the exception."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(raw)
+        ours.shutdown(socket.SHUT_WR)
+        response = cls(theirs, method=method)
+        try:
+            response.begin()
+        except Exception as error:  # the exception is the answer compared
+            return (type(error), str(error))
+        finally:
+            response.close()
+        assert response.msg is not None
+        return (
+            response.version,
+            response.status,
+            response.reason,
+            response.chunked,
+            response.chunk_left,
+            response.length,
+            response.will_close,
+            response.msg.items(),
+        )
+
+
+status_lines = st.one_of(
+    st.sampled_from(
+        [
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.0 200 OK\r\n",
+            b"HTTP/1.1 206 Partial Content\r\n",
+            b"HTTP/1.1 204 No Content\r\n",
+            b"HTTP/1.1 304 Not Modified\r\n",
+            b"HTTP/1.1 404\r\n",
+            b"HTTP/2 200 OK\r\n",
+            b"ICY 200 OK\r\n",
+            b"HTTP/1.1 99 Low\r\n",
+            b"HTTP/1.1 abc OK\r\n",
+            b"",
+        ]
+    ),
+    st.binary(max_size=30).map(lambda b: b + b"\r\n"),
+)
+framing_lines = st.sampled_from(
+    [
+        b"Content-Length: 10\r\n",
+        b"Content-Length: -1\r\n",
+        b"Content-Length: x\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\n",
+        b"Connection: close\r\n",
+        b"Connection: keep-alive\r\n",
+        b"Keep-Alive: timeout=5\r\n",
+        b"Proxy-Connection: keep-alive\r\n",
+    ]
+)
+
+
+@DIFFERENTIAL
+@given(
+    status_lines,
+    st.booleans(),
+    st.lists(st.one_of(framing_lines, plain_lines(), odd_lines), max_size=8),
+    terminators,
+    st.sampled_from(["GET", "HEAD"]),
+)
+def test_begin_decides_framing_exactly_as_http_client_does(
+    status: bytes, continue_first: bool, lines: list[bytes], terminator: bytes, method: str
+) -> None:
+    raw = (b"HTTP/1.1 100 Continue\r\nX: y\r\n\r\n" if continue_first else b"") + status
+    raw += b"".join(lines) + terminator + b"body"
+    assert response_from(raw, HeadResponse, method) == response_from(
+        raw, http.client.HTTPResponse, method
+    )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nProxy-Connection: keep-alive\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_framing_cases_match_http_client(head: bytes, method: str) -> None:
+    raw = head + b"12345"
+    assert response_from(raw, HeadResponse, method) == response_from(
+        raw, http.client.HTTPResponse, method
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n", http.client.LineTooLong),
+        (b"", http.client.RemoteDisconnected),
+        (b"garbage\r\n\r\n", http.client.BadStatusLine),
+    ],
+)
+def test_limits_and_errors_are_the_standard_librarys(raw: bytes, error: type[Exception]) -> None:
+    ours = response_from(raw, HeadResponse, "GET")
+    assert ours == response_from(raw, http.client.HTTPResponse, "GET")
+    assert isinstance(ours, tuple)
+    assert ours[0] is error
+
+
+def test_header_count_limit_is_the_standard_librarys() -> None:
+    """http.client counts the closing empty line too: 99 headers pass, 100 do not."""
+    for count in (99, 100):
+        raw = b"X: y\r\n" * count + b"\r\n"
+        try:
+            theirs: object = http.client._read_headers(io.BytesIO(raw))  # type: ignore[attr-defined]
+        except http.client.HTTPException as error:
+            theirs = str(error)
+        try:
+            ours: object = read_header_lines(io.BytesIO(raw))
+        except http.client.HTTPException as error:
+            ours = str(error)
+        assert ours == theirs
+    assert ours == "got more than 100 headers"
+
+
+@pytest.mark.parametrize("debuglevel", [0, 1])
+def test_begin_twice_reads_the_head_once(
+    debuglevel: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As in http.client, a second begin() changes nothing; debug output goes through the
+    standard begin()."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nServer: s\r\n\r\nHTTP/1.1 500 X\r\n")
+        response = HeadResponse(theirs, debuglevel=debuglevel, method="GET")
+        response.begin()
+        response.begin()
+        response.close()
+    assert response.status == 200
+    assert response.length == 0
+    assert ("header: Server: s" in capsys.readouterr().out) is bool(debuglevel)
+
+
+# -- the middleware's pools use it -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files() -> Iterator[FileServer]:
+    with FileServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("refuse_local", [False, True])
+def test_the_middlewares_own_pools_read_heads_quickly(
+    files: FileServer, refuse_local: bool
+) -> None:
+    """R5: the pool a middleware makes (guarded or not) uses HeadResponse, and serves."""
+    hosts = [f"127.0.0.1:{files.port}"] if refuse_local else None
+    mw = ReproxyMiddleware(
+        reproxy_app(files.url("/files/small.txt")),
+        allow=["/r/"],
+        upstream_hosts=hosts,
+        refuse_local=refuse_local,
+    )
+    for scheme in ("http", "https"):
+        pool_class = mw.pool.pool_classes_by_scheme[scheme]
+        assert pool_class.ConnectionCls.response_class is HeadResponse  # type: ignore[attr-defined]
+    result = call(mw, "/r/small.txt")
+    assert result.status == "200 OK"
+    assert result.body == FILES["small.txt"]
+
+
+def test_a_pool_passed_in_keeps_urllib3s_own_classes(files: FileServer) -> None:
+    pool = urllib3.PoolManager(retries=False)
+    mw = ReproxyMiddleware(reproxy_app(files.url("/files/small.txt")), allow=["/r/"], pool=pool)
+    assert mw.pool.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme
+    assert call(mw, "/r/small.txt").body == FILES["small.txt"]
+
+
+def test_odd_target_heads_still_reach_the_client_as_the_standard_parser_reads_them() -> None:
+    """R6.2: a folded header and a multipart type go the standard way, and are relayed."""
+    body = b"0123456789"
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n"
+        b"Content-Type: multipart/byteranges; boundary=B\r\n"
+        b"X-Folded: first\r\n  second\r\n\r\n"
+    )
+
+    def answer(conn: socket.socket, server: ScriptedServer) -> None:
+        if server.read_request(conn):
+            conn.sendall(head + body)
+
+    with ScriptedServer(answer) as server:
+        mw = ReproxyMiddleware(reproxy_app(server.url("/f")), allow=["/r/"], preserve=[])
+        result = call(mw, "/r/f")
+    assert result.status == "200 OK"
+    assert result.body == body
+    assert result.header("Content-Type") == "multipart/byteranges; boundary=B"
+    assert result.header("X-Folded") == "first second"
