@@ -50,6 +50,15 @@ def app(environ, start_response):
         ({"forward": [None]}, ValueError, "is not a header name"),
         ({"resume": "yes"}, TypeError, "resume must be True or False"),
         ({"refuse_local": 1}, TypeError, "refuse_local must be True or False"),
+        ({"pool_maxsize": 0}, ValueError, "pool_maxsize must be positive"),
+        ({"pool_maxsize": "8"}, TypeError, "pool_maxsize must be an int"),
+        ({"pool_block": "no"}, TypeError, "pool_block must be True or False"),
+        (
+            {"pool": urllib3.PoolManager(), "pool_maxsize": 8},
+            ValueError,
+            "size the pool you pass instead",
+        ),
+        ({"pool": urllib3.PoolManager(), "pool_block": False}, ValueError, "pool_block"),
     ],
 )
 def test_bad_configuration_raises_in_init(kwargs, error, message):
@@ -97,6 +106,15 @@ def test_number_timeout_sets_connect_and_read():
     assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (2.5, 2.5)
     custom = urllib3.Timeout(connect=1, read=7)
     assert ReproxyMiddleware(app, timeout=custom).timeout is custom
+
+
+def test_pool_size_options_shape_the_own_pool():
+    """R1.1: pool_maxsize and pool_block size the middleware's own pool, guarded or not."""
+    for refuse_local in (False, True):
+        mw = ReproxyMiddleware(app, pool_maxsize=8, pool_block=True, refuse_local=refuse_local)
+        assert mw.pool.connection_pool_kw["maxsize"] == 8
+        assert mw.pool.connection_pool_kw["block"] is True
+    assert ReproxyMiddleware(app).pool.connection_pool_kw["block"] is False
 
 
 def test_shared_pool_is_used_as_given():

@@ -15,8 +15,9 @@ import pytest
 import urllib3
 
 from harness import BackendApp, call, reproxy_app
-from upstreams import FILES
+from upstreams import FILES, FileServer
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
+from wsgi_reproxy.pools import ReproxyPoolManager
 
 PRESERVE = ["Content-Type", "Content-Disposition"]
 
@@ -486,6 +487,39 @@ def test_early_close_frees_the_slot_of_a_blocking_pool(file_server):
         pool.clear()
     assert app.record.closed == 6
     assert file_server.connections == 6
+
+
+def test_the_own_pool_remembers_origins_until_cleared(file_server):
+    """R6.5: the middleware's own pool keeps one connection pool per origin -- one
+    connection for many requests -- and ``clear()`` still means new connections."""
+    mw = mw_for(reproxy_app(file_server.url("/files/small.txt")))
+    assert isinstance(mw.pool, ReproxyPoolManager)
+    for _ in range(3):
+        assert call(mw, "/r/f").body == FILES["small.txt"]
+    assert file_server.connections == 1
+    mw.pool.clear()
+    for _ in range(2):
+        assert call(mw, "/r/f").body == FILES["small.txt"]
+    assert file_server.connections == 2
+    mw.pool.clear()
+
+
+def test_more_origins_than_pools_still_serve(file_server):
+    """R6.5: with more origins than the manager keeps pools for, each request still gets
+    its origin's pool, and the remembered pools stay within that bound."""
+    pool = ReproxyPoolManager(num_pools=1, retries=False)
+    with FileServer() as other:
+        apps = [
+            reproxy_app(file_server.url("/files/small.txt")),
+            reproxy_app(other.url("/files/small.txt")),
+        ]
+        middlewares = [mw_for(app, pool=pool) for app in apps]
+        for _ in range(3):
+            for mw in middlewares:
+                assert call(mw, "/r/f").body == FILES["small.txt"]
+                assert len(pool._by_origin) == 1
+        pool.clear()
+    assert [app.record.closed for app in apps] == [3, 3]
 
 
 def test_pass_through_returns_the_apps_own_iterable():

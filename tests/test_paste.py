@@ -146,9 +146,10 @@ def test_size_strings(value, expected):
     assert options_from_strings({"chunk_size": value})["chunk_size"] == expected
 
 
-def test_pool_options_use_a_plain_timeout():
-    options = options_from_strings({"timeout": "7", "pool_maxsize": "3"})
-    pool = options["pool"]
+def test_pool_options_size_the_middlewares_own_pool():
+    options = options_from_strings({"timeout": "7", "pool_maxsize": "3", "pool_block": "yes"})
+    assert options == {"timeout": 7.0, "pool_maxsize": 3, "pool_block": True}
+    pool = ReproxyMiddleware(lambda environ, start_response: [], **options).pool
     assert pool.connection_pool_kw["timeout"].read_timeout == 7.0
     assert pool.connection_pool_kw["maxsize"] == 3
 

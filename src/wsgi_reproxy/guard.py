@@ -25,6 +25,7 @@ from .heads import (
     HeadHTTPSConnection,
     HeadHTTPSConnectionPool,
 )
+from .pools import ReproxyPoolManager
 
 __all__ = ["guarded_pool", "is_guarded", "is_local_address"]
 
@@ -75,7 +76,7 @@ def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolMa
         ConnectionCls = GuardedHTTPSConnection
 
     GuardedHTTPConnection.allowed = GuardedHTTPSConnection.allowed = allowed
-    pool = urllib3.PoolManager(**pool_kw)
+    pool = ReproxyPoolManager(**pool_kw)
     pool.pool_classes_by_scheme = {
         "http": GuardedHTTPConnectionPool,
         "https": GuardedHTTPSConnectionPool,

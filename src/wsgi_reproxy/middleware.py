@@ -106,7 +106,12 @@ class ReproxyMiddleware:
         target URLs must match; ``None`` allows any host, ``[]`` none.
     :param forward: client request headers sent to the target (replaces the default list).
     :param timeout: seconds (connect and read) or a ``urllib3.Timeout``.
-    :param pool: a ``urllib3.PoolManager`` to share; by default the middleware owns one.
+    :param pool: a ``urllib3.PoolManager`` to share, used as is; by default the middleware
+        owns one, tuned for reproxying (:mod:`wsgi_reproxy.pools`).
+    :param pool_maxsize: connections the middleware's own pool keeps per storage host
+        (default 32): at least the server's threads (or greenlets) per process.
+    :param pool_block: when every connection to a host is busy, wait for one (``True``)
+        instead of opening an extra one that is not kept (``False``, the default).
     :param chunk_size: the largest piece of body handed to the server at once.
     :param max_urls: how many URLs of one directive are considered.
     :param resume: when a body breaks mid-stream, continue it from the next URL at the
@@ -160,6 +165,8 @@ class ReproxyMiddleware:
         forward: Iterable[str] = DEFAULT_FORWARD,
         timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
         pool: urllib3.PoolManager | None = None,
+        pool_maxsize: int | None = None,
+        pool_block: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_urls: int = DEFAULT_MAX_URLS,
         resume: bool = True,
@@ -169,6 +176,11 @@ class ReproxyMiddleware:
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
         if pool is not None and not isinstance(pool, urllib3.PoolManager):
             raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
+        if pool is not None and (pool_maxsize is not None or pool_block is not None):
+            raise ValueError(
+                "pool_maxsize and pool_block size the middleware's own pool: "
+                "with pool=..., size the pool you pass instead"
+            )
         if refuse_local and pool is not None and not is_guarded(pool):
             raise ValueError(
                 "refuse_local=True checks addresses in the middleware's own pool: "
@@ -207,8 +219,9 @@ class ReproxyMiddleware:
         set_(self, "timeout", timeout_option(timeout))
         set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
         set_(self, "max_urls", positive_int(max_urls, "max_urls"))
-        for option, flag in (("resume", resume), ("refuse_local", refuse_local)):
-            if not isinstance(flag, bool):
+        flags = (("resume", resume), ("refuse_local", refuse_local), ("pool_block", pool_block))
+        for option, flag in flags:
+            if not isinstance(flag, bool) and not (option == "pool_block" and flag is None):
                 raise TypeError(f"{option} must be True or False, not {flag!r}")
         set_(self, "resume", resume)
         set_(self, "refuse_local", refuse_local)
@@ -217,7 +230,13 @@ class ReproxyMiddleware:
             "pool",
             pool
             if pool is not None
-            else make_pool(self.timeout, refuse_local=refuse_local, allowed=hosts),
+            else make_pool(
+                self.timeout,
+                refuse_local=refuse_local,
+                allowed=hosts,
+                maxsize=32 if pool_maxsize is None else positive_int(pool_maxsize, "pool_maxsize"),
+                block=bool(pool_block),
+            ),
         )
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
         set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))

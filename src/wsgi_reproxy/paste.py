@@ -99,7 +99,6 @@ def _rule(token: str, option: str) -> object:
 def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
     """Turn ini-file strings into ReproxyMiddleware keyword arguments."""
     options: dict[str, Any] = {}
-    pool_kw: dict[str, Any] = {}
     for option, value in conf.items():
         if option in ("allow", "deny"):
             options[option] = [_rule(token, option) for token in value.split()]
@@ -109,35 +108,13 @@ def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
             options[option] = _timeout(value)
         elif option == "chunk_size":
             options[option] = _size(value, option)
-        elif option == "max_urls":
+        elif option in ("max_urls", "pool_maxsize"):
             options[option] = _integer(value, option)
-        elif option in ("resume", "refuse_local"):
+        elif option in ("resume", "refuse_local", "pool_block"):
             options[option] = _boolean(value, option)
-        elif option == "pool_maxsize":
-            pool_kw["maxsize"] = _integer(value, option)
-        elif option == "pool_block":
-            pool_kw["block"] = _boolean(value, option)
         else:
             raise ValueError(f"unknown wsgi-reproxy option {option!r}")
-    if pool_kw:
-        options["pool"] = _pool(options, pool_kw)
     return options
-
-
-def _pool(options: Mapping[str, Any], pool_kw: dict[str, Any]) -> urllib3.PoolManager:
-    from .directive import HostPatterns
-    from .upstream import make_pool
-
-    timeout = options.get("timeout", urllib3.Timeout(connect=5.0, read=30.0))
-    if not isinstance(timeout, urllib3.Timeout):
-        timeout = urllib3.Timeout(connect=timeout, read=timeout)
-    hosts = options.get("upstream_hosts")
-    return make_pool(
-        timeout,
-        refuse_local=options.get("refuse_local", False),
-        allowed=None if hosts is None else HostPatterns(hosts),
-        **pool_kw,
-    )
 
 
 def filter_app_factory(

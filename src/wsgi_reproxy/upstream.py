@@ -26,12 +26,12 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 from urllib3.response import BaseHTTPResponse
-from urllib3.util import parse_url
+from urllib3.util import Retry, parse_url
 
 from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .guard import guarded_pool
-from .heads import pool_classes
+from .pools import ReproxyPoolManager
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
 
@@ -41,6 +41,8 @@ log = logging.getLogger("wsgi_reproxy")
 _SUCCESS_OTHER = frozenset({304, 416})
 # Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304})
+# What urllib3 builds from ``retries=False, redirect=False`` on every request, built once.
+NO_RETRIES = Retry(False, redirect=False)
 
 
 def make_pool(
@@ -52,8 +54,8 @@ def make_pool(
     block: bool = False,
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
-    ours, per URL), no redirects, room for a gthread worker's threads, and response heads
-    read without the email parser (:mod:`wsgi_reproxy.heads`)."""
+    ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
+    and response heads read without the email parser (:mod:`wsgi_reproxy.pools`)."""
     options: dict[str, Any] = {
         "num_pools": 64,
         "maxsize": maxsize,
@@ -63,9 +65,7 @@ def make_pool(
     }
     if refuse_local:
         return guarded_pool(allowed, **options)
-    pool = urllib3.PoolManager(**options)
-    pool.pool_classes_by_scheme = pool_classes()
-    return pool
+    return ReproxyPoolManager(**options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,7 @@ def open_url(
                 url,
                 headers=headers,
                 redirect=False,
-                retries=False,
+                retries=NO_RETRIES,
                 preload_content=False,
                 decode_content=False,
                 timeout=timeout,
@@ -188,13 +188,20 @@ def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
 
 
 def _urlopen(pool: urllib3.PoolManager, method: str, url: str, **kw: Any) -> BaseHTTPResponse:
-    """``pool.urlopen`` without re-parsing a URL already seen: URLs repeat (the same files are
-    asked for again and again), and parsing was a tenth of the time urllib3 spent per request.
-    A subclass with its own ``urlopen`` (``ProxyManager``) is always called as is."""
+    """``pool.urlopen`` without re-parsing a URL already seen.
+
+    URLs repeat (the same files are asked for again and again), and parsing was a tenth of
+    the time urllib3 spent per request; the middleware's own pool also remembers the
+    connection pool of each origin.  A subclass with its own ``urlopen``
+    (``ProxyManager``) is always called as is.
+    """
     if type(pool).urlopen is not urllib3.PoolManager.urlopen:
         return pool.urlopen(method, url, **kw)
     scheme, host, port, request_uri = _origin_and_path(url)
-    connection_pool = pool.connection_from_host(host, port=port, scheme=scheme)
+    if isinstance(pool, ReproxyPoolManager):
+        connection_pool = pool.connection_from_origin(scheme, host, port)
+    else:
+        connection_pool = pool.connection_from_host(host, port=port, scheme=scheme)
     return connection_pool.urlopen(method, request_uri, assert_same_host=False, **kw)
 
 

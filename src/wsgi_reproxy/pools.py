@@ -1,0 +1,57 @@
+"""The middleware's own ``PoolManager``: urllib3's, with the per-request lookups cut.
+
+A reproxying middleware asks the same few storage origins for files again and again, so
+two things urllib3 redoes on every request are done once here:
+
+* **the origin's connection pool**: ``PoolManager.connection_from_host`` normalises a pool
+  key and looks it up in its LRU container on every call (7 µs); :meth:`connection_from_origin`
+  remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
+  manager's own pools, so ``clear()`` still means "new connections from now on";
+* **the response head**: its pools' connections parse plain header blocks without the
+  ``email`` package (:mod:`wsgi_reproxy.heads`).
+
+Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
+A ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import urllib3
+from urllib3.connectionpool import HTTPConnectionPool
+
+from .heads import pool_classes
+
+__all__ = ["ReproxyPoolManager"]
+
+Origin = tuple[str, str, "int | None"]
+
+
+class ReproxyPoolManager(urllib3.PoolManager):
+    """A ``urllib3.PoolManager`` that remembers each origin's pool and reads heads quickly."""
+
+    def __init__(self, num_pools: int = 64, **connection_pool_kw: Any) -> None:
+        super().__init__(num_pools=num_pools, **connection_pool_kw)
+        self.pool_classes_by_scheme = pool_classes()
+        self._max_origins = num_pools
+        self._by_origin: dict[Origin, HTTPConnectionPool] = {}
+
+    def connection_from_origin(
+        self, scheme: str, host: str, port: int | None
+    ) -> HTTPConnectionPool:
+        """``connection_from_host(host, port, scheme)``, remembered per origin."""
+        origin = (scheme, host, port)
+        pool = self._by_origin.get(origin)
+        if pool is None:
+            pool = self.connection_from_host(host, port=port, scheme=scheme)
+            if len(self._by_origin) >= self._max_origins:
+                # More origins than the manager keeps pools for: start over rather than
+                # hold pools it has let go of.
+                self._by_origin = {}
+            self._by_origin[origin] = pool
+        return pool
+
+    def clear(self) -> None:
+        self._by_origin = {}
+        super().clear()
