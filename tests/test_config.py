@@ -58,7 +58,8 @@ def app(environ, start_response):
             ValueError,
             "size the pool you pass instead",
         ),
-        ({"pool": urllib3.PoolManager(), "pool_block": False}, ValueError, "pool_block"),
+        ({"pool": urllib3.PoolManager(), "pool_block": True}, ValueError, "pool_block"),
+        ({"pool_block": None}, TypeError, "pool_block must be True or False"),
     ],
 )
 def test_bad_configuration_raises_in_init(kwargs, error, message):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from harness import call, reproxy_app
 from upstreams import FILES, FileServer, ScriptedServer
-from wsgi_reproxy import ReproxyMiddleware
+from wsgi_reproxy import ReproxyMiddleware, heads
 from wsgi_reproxy.heads import HeadResponse, parse_plain_headers, read_header_lines
 
 DIFFERENTIAL = settings(max_examples=400, deadline=None)
@@ -269,6 +269,61 @@ def test_header_count_limit_is_the_standard_librarys() -> None:
             ours = str(error)
         assert ours == theirs
     assert ours == "got more than 100 headers"
+
+
+def test_interim_responses_are_bounded() -> None:
+    """A server sending "100 Continue" without end is refused after 100 of them, as the
+    standard library's fix for gh-150743 does, instead of holding the thread."""
+    raw = b"HTTP/1.1 100 Continue\r\n\r\n" * 101 + b"HTTP/1.1 200 OK\r\n\r\n"
+    assert response_from(raw, HeadResponse, "GET") == (
+        http.client.HTTPException,
+        "got more than 100 interim responses",
+    )
+    raw = b"HTTP/1.1 100 Continue\r\n\r\n" * 100 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    ours = response_from(raw, HeadResponse, "GET")
+    assert isinstance(ours, tuple)
+    assert ours[1] == 200
+
+
+def test_limits_are_read_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raising http.client's header limit after import works here as it does there."""
+    raw = b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 150 + b"Content-Length: 0\r\n\r\n"
+    monkeypatch.setattr(http.client, "_MAXHEADERS", 1000)
+    ours = response_from(raw, HeadResponse, "GET")
+    assert ours == response_from(raw, http.client.HTTPResponse, "GET")
+    assert isinstance(ours, tuple)
+    assert ours[1] == 200
+
+
+def test_a_per_connection_header_limit_is_honoured() -> None:
+    """Python 3.15 passes HTTPConnection.max_response_headers to begin() as _max_headers."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 10 + b"\r\n")
+        response = HeadResponse(theirs, method="GET")
+        with pytest.raises(http.client.HTTPException, match="got more than 5 headers"):
+            response.begin(_max_headers=5)
+        response.close()
+
+
+def test_a_reproxied_request_takes_the_quick_path(
+    files: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The speed-up is real only if it runs: count the header blocks it parsed."""
+    parsed: list[bool] = []
+    quick = heads.parse_plain_headers
+
+    def counting(lines: list[bytes]) -> http.client.HTTPMessage | None:
+        message = quick(lines)
+        parsed.append(message is not None)
+        return message
+
+    monkeypatch.setattr(heads, "parse_plain_headers", counting)
+    mw = ReproxyMiddleware(reproxy_app(files.url("/files/small.txt")), allow=["/r/"])
+    assert call(mw, "/r/small.txt").body == FILES["small.txt"]
+    assert call(mw, "/r/small.txt").body == FILES["small.txt"]
+    assert parsed == [True, True]
+    mw.pool.clear()
 
 
 @pytest.mark.parametrize("debuglevel", [0, 1])

@@ -42,9 +42,13 @@ __all__ = [
     "pool_classes",
 ]
 
-# The standard library's limits, whatever this Python's are.
-_MAXLINE: int = getattr(http.client, "_MAXLINE", 65536)
-_MAXHEADERS: int = getattr(http.client, "_MAXHEADERS", 100)
+
+# http.client's limits, read at each call so that raising them (a common workaround for
+# servers with many headers) works here too; the defaults are CPython's.
+def _limit(name: str, default: int) -> int:
+    value = getattr(http.client, name, default)
+    return value if isinstance(value, int) else default
+
 
 # token ":" OWS value CRLF, the value printable ASCII or tab (RFC 9110 §5.1, §5.5): for such
 # a line email's header_source_parse gives (name, value with leading blanks removed).
@@ -53,16 +57,19 @@ _PLAIN_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*
 _NESTED_TYPES = (b"multipart/", b"message/")
 
 
-def read_header_lines(fp: Any) -> list[bytes]:
+def read_header_lines(fp: Any, max_headers: int | None = None) -> list[bytes]:
     """The header lines up to and including the empty one, with http.client's limits."""
+    max_line = _limit("_MAXLINE", 65536)
+    if max_headers is None:
+        max_headers = _limit("_MAXHEADERS", 100)
     lines = []
     while True:
-        line = fp.readline(_MAXLINE + 1)
-        if len(line) > _MAXLINE:
+        line = fp.readline(max_line + 1)
+        if len(line) > max_line:
             raise http.client.LineTooLong("header line")
         lines.append(line)
-        if len(lines) > _MAXHEADERS:
-            raise http.client.HTTPException(f"got more than {_MAXHEADERS} headers")
+        if len(lines) > max_headers:
+            raise http.client.HTTPException(f"got more than {max_headers} headers")
         if line in (b"\r\n", b"\n", b""):
             return lines
 
@@ -89,20 +96,30 @@ def parse_plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
 class HeadResponse(http.client.HTTPResponse):
     """``http.client.HTTPResponse`` whose plain header blocks skip the email parser."""
 
-    def begin(self, *args: Any, **kwargs: Any) -> None:
+    def begin(self, *args: Any, _max_headers: int | None = None, **kwargs: Any) -> None:
+        """http.client's ``begin()``; ``_max_headers`` is Python 3.15's per-connection
+        header limit (``HTTPConnection.max_response_headers``), honoured the same way."""
         if args or kwargs or self.debuglevel:
             # a newer http.client with options this copy does not know, or debug output
+            if _max_headers is not None:
+                kwargs["_max_headers"] = _max_headers
             super().begin(*args, **kwargs)
             return
         if self.headers is not None:
             return  # already started
         # From here on, http.client.HTTPResponse.begin() (CPython 3.11-3.13), except for
-        # how the header block is parsed.
-        while True:
+        # how the header block is parsed -- and a bound on interim responses, as in the
+        # stdlib's own fix for gh-150743: a server sending "100 Continue" forever must not
+        # hold the thread (the read timeout never fires while bytes keep coming).
+        for _ in range(_limit("_MAXINTERIMRESPONSES", 100) + 1):
             version, status, reason = self._read_status()
             if status != http.client.CONTINUE:
                 break
-            read_header_lines(self.fp)  # skip the 100 response's headers
+            read_header_lines(self.fp, _max_headers)  # skip the 100 response's headers
+        else:
+            raise http.client.HTTPException(
+                f"got more than {_limit('_MAXINTERIMRESPONSES', 100)} interim responses"
+            )
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -112,7 +129,7 @@ class HeadResponse(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
 
-        lines = read_header_lines(self.fp)
+        lines = read_header_lines(self.fp, _max_headers)
         message = parse_plain_headers(lines)
         if message is None:
             message = http.client.parse_headers(io.BytesIO(b"".join(lines)))

@@ -23,6 +23,7 @@ from .directive import HostPatterns
 from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo, StartResponse, WSGIApp
 from .guard import is_guarded
 from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, environ_key, strip_reproxy_headers
+from .pools import DEFAULT_POOL_MAXSIZE
 from .rules import RuleSet, compile_rules, ensure_collection, request_path
 from .upstream import make_pool
 
@@ -109,7 +110,7 @@ class ReproxyMiddleware:
     :param pool: a ``urllib3.PoolManager`` to share, used as is; by default the middleware
         owns one, tuned for reproxying (:mod:`wsgi_reproxy.pools`).
     :param pool_maxsize: connections the middleware's own pool keeps per storage host
-        (default 32): at least the server's threads (or greenlets) per process.
+        (``None``: 32): at least the server's threads (or greenlets) per process.
     :param pool_block: when every connection to a host is busy, wait for one (``True``)
         instead of opening an extra one that is not kept (``False``, the default).
     :param chunk_size: the largest piece of body handed to the server at once.
@@ -166,7 +167,7 @@ class ReproxyMiddleware:
         timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
         pool: urllib3.PoolManager | None = None,
         pool_maxsize: int | None = None,
-        pool_block: bool | None = None,
+        pool_block: bool = False,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_urls: int = DEFAULT_MAX_URLS,
         resume: bool = True,
@@ -176,7 +177,7 @@ class ReproxyMiddleware:
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
         if pool is not None and not isinstance(pool, urllib3.PoolManager):
             raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
-        if pool is not None and (pool_maxsize is not None or pool_block is not None):
+        if pool is not None and (pool_maxsize is not None or pool_block is not False):
             raise ValueError(
                 "pool_maxsize and pool_block size the middleware's own pool: "
                 "with pool=..., size the pool you pass instead"
@@ -221,7 +222,7 @@ class ReproxyMiddleware:
         set_(self, "max_urls", positive_int(max_urls, "max_urls"))
         flags = (("resume", resume), ("refuse_local", refuse_local), ("pool_block", pool_block))
         for option, flag in flags:
-            if not isinstance(flag, bool) and not (option == "pool_block" and flag is None):
+            if not isinstance(flag, bool):
                 raise TypeError(f"{option} must be True or False, not {flag!r}")
         set_(self, "resume", resume)
         set_(self, "refuse_local", refuse_local)
@@ -234,8 +235,10 @@ class ReproxyMiddleware:
                 self.timeout,
                 refuse_local=refuse_local,
                 allowed=hosts,
-                maxsize=32 if pool_maxsize is None else positive_int(pool_maxsize, "pool_maxsize"),
-                block=bool(pool_block),
+                maxsize=DEFAULT_POOL_MAXSIZE
+                if pool_maxsize is None
+                else positive_int(pool_maxsize, "pool_maxsize"),
+                block=pool_block,
             ),
         )
         set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))

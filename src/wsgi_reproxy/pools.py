@@ -23,7 +23,10 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from .heads import pool_classes
 
-__all__ = ["ReproxyPoolManager"]
+__all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager"]
+
+# Connections kept per storage host: room for a gthread or uWSGI process's threads.
+DEFAULT_POOL_MAXSIZE = 32
 
 Origin = tuple[str, str, "int | None"]
 
@@ -41,17 +44,23 @@ class ReproxyPoolManager(urllib3.PoolManager):
         self, scheme: str, host: str, port: int | None
     ) -> HTTPConnectionPool:
         """``connection_from_host(host, port, scheme)``, remembered per origin."""
+        by_origin = self._by_origin  # one dict throughout, whatever clear() does meanwhile
         origin = (scheme, host, port)
-        pool = self._by_origin.get(origin)
+        pool = by_origin.get(origin)
         if pool is None:
             pool = self.connection_from_host(host, port=port, scheme=scheme)
-            if len(self._by_origin) >= self._max_origins:
+            if len(by_origin) >= self._max_origins:
                 # More origins than the manager keeps pools for: start over rather than
                 # hold pools it has let go of.
-                self._by_origin = {}
-            self._by_origin[origin] = pool
+                by_origin.clear()
+            by_origin[origin] = pool
         return pool
 
     def clear(self) -> None:
-        self._by_origin = {}
+        """Forget every pool, as ``PoolManager.clear()`` does: new connections from now on.
+
+        The manager's pools go first; a request remembering a pool in between stores it in
+        the dict being dropped, never in the new one.
+        """
         super().clear()
+        self._by_origin = {}

@@ -31,7 +31,7 @@ from urllib3.util import Retry, parse_url
 from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .guard import guarded_pool
-from .pools import ReproxyPoolManager
+from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
 
@@ -50,7 +50,7 @@ def make_pool(
     *,
     refuse_local: bool = False,
     allowed: HostPatterns | None = None,
-    maxsize: int = 32,
+    maxsize: int = DEFAULT_POOL_MAXSIZE,
     block: bool = False,
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
