@@ -146,8 +146,7 @@ application = ReproxyMiddleware(
     preserve=["Content-Type"],
     # block=True: a pool slot that is never given back stalls the next request for good,
     # and the pool can never hold more than maxsize connections per replica at once.
-    pool=urllib3.PoolManager(
-        maxsize=int(os.environ.get("LOAD_POOL_MAXSIZE", "8")), block=True, retries=False
-    ),
+    pool_maxsize=int(os.environ.get("LOAD_POOL_MAXSIZE", "8")),
+    pool_block=True,
     timeout=urllib3.Timeout(connect=2.0, read=10.0),
 )
