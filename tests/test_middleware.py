@@ -351,6 +351,14 @@ def test_expected_size_bounds_a_chunked_body(file_server):
             call(mw_for(app), "/r/f")
 
 
+def test_a_chunked_body_of_unknown_length_streams_whole(file_server):
+    """R6.3: no Content-Length and no expected size: the body runs to the target's end,
+    read piece by piece, byte-exact."""
+    result = call(mw_for(reproxy_app(file_server.url("/chunked/1m.bin"))), "/r/f")
+    assert result.body == FILES["1m.bin"]
+    assert result.header("Content-Length") is None
+
+
 def test_all_failed_answers_502_with_one_error_log(file_server, refused_url, caplog):
     """R5.4: 502 when not every failure was a timeout; one ERROR record; no URL in the body."""
     urls = [refused_url, file_server.url("/status/500")]

@@ -101,7 +101,7 @@ class HeadResponse(http.client.HTTPResponse):
         header limit (``HTTPConnection.max_response_headers``), honoured the same way."""
         if args or kwargs or self.debuglevel:
             # a newer http.client with options this copy does not know, or debug output
-            if _max_headers is not None:
+            if _max_headers is not None:  # pragma: no cover - only Python 3.15+ passes it
                 kwargs["_max_headers"] = _max_headers
             super().begin(*args, **kwargs)
             return
