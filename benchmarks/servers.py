@@ -44,10 +44,15 @@ HERE = Path(__file__).resolve().parent
 SIZES = {"1k": 1024, "64k": 64 * 1024, "1m": 1024 * 1024}
 
 
-def _gunicorn(workers: int, threads: int) -> list[str]:
+def _gunicorn(workers: int, threads: int, worker_class: str = "gthread") -> list[str]:
+    concurrency = (
+        ["--threads", str(threads)]
+        if worker_class == "gthread"
+        else ["--worker-connections", str(threads)]
+    )
     return [
-        *(sys.executable, "-m", "gunicorn", "-k", "gthread", "--keep-alive", "5"),
-        *("--workers", str(workers), "--threads", str(threads), "--log-level", "warning"),
+        *(sys.executable, "-m", "gunicorn", "-k", worker_class, "--keep-alive", "5"),
+        *("--workers", str(workers), *concurrency, "--log-level", "warning"),
         *("--chdir", str(HERE), "--bind", "127.0.0.1:{port}", "servers_app"),
     ]
 
@@ -66,12 +71,13 @@ def _uwsgi(processes: int, threads: int, *, nodelay: bool = True) -> list[str]:
 CONFIGS: dict[str, tuple[list[str], str]] = {
     "gunicorn-2x8": (_gunicorn(2, 8), "the anchors' candidate slot"),
     "gunicorn-4x4": (_gunicorn(4, 4), "more workers, fewer threads"),
+    "gunicorn-gevent-2": (_gunicorn(2, 100, "gevent"), "greenlets instead of threads"),
     "uwsgi-2x8": (_uwsgi(2, 8), "uWSGI, the candidate's shape"),
     "uwsgi-4x4": (_uwsgi(4, 4), "recommended"),
     "uwsgi-8x2": (_uwsgi(8, 2), "fewer threads per GIL: lower p99"),
     "uwsgi-4x4-nagle": (_uwsgi(4, 4, nodelay=False), "without --tcp-nodelay: 40 ms stalls"),
 }
-DEFAULT_CONFIGS = "gunicorn-2x8,uwsgi-4x4,uwsgi-8x2,uwsgi-4x4-nagle"
+DEFAULT_CONFIGS = "gunicorn-2x8,gunicorn-gevent-2,uwsgi-4x4,uwsgi-8x2,uwsgi-4x4-nagle"
 
 
 @dataclass(frozen=True)
