@@ -11,6 +11,8 @@ costs per request, apart from the network and urllib3.
 
 from __future__ import annotations
 
+import http.client
+import io
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.directive import check_url, parse_directive
 from wsgi_reproxy.headers import clean_target_headers, merge_preserved, upstream_request_headers
+from wsgi_reproxy.heads import parse_plain_headers, read_header_lines
 
 URL = "http://127.0.0.1:18081/files/1k.bin"
 APP_HEADERS = [
@@ -37,6 +40,7 @@ TARGET_HEADERS = [
     ("Accept-Ranges", "bytes"),
 ]
 PRESERVE = frozenset({"content-type", "content-disposition"})
+HEAD_BLOCK = b"".join(f"{name}: {value}\r\n".encode() for name, value in TARGET_HEADERS) + b"\r\n"
 
 
 def plain_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -88,3 +92,12 @@ def test_upstream_request_headers(benchmark: Any) -> None:
     middleware = ReproxyMiddleware(plain_app)
     env = environ("/x") | {"HTTP_RANGE": "bytes=0-9"}
     benchmark(upstream_request_headers, env, middleware._forward, "GET", "wsgi-reproxy")
+
+
+@pytest.mark.parametrize("parser", ["quick", "http.client"])
+def test_parse_response_head(benchmark: Any, parser: str) -> None:
+    """The target's header block: wsgi_reproxy.heads against http.client's email parser."""
+    if parser == "quick":
+        benchmark(lambda: parse_plain_headers(read_header_lines(io.BytesIO(HEAD_BLOCK))))
+    else:
+        benchmark(lambda: http.client.parse_headers(io.BytesIO(HEAD_BLOCK)))
