@@ -11,23 +11,23 @@ answer with plain headers, so this module reads them directly:
   CRLF (and no ``multipart/*`` or ``message/*`` content type, which ``email`` would try to
   parse further) is turned into the same :class:`http.client.HTTPMessage` by
   :meth:`~email.message.Message.set_raw` calls.  Any other block -- folded lines, bare LF,
-  obs-text, a line without a colon, a control character -- goes to
-  ``http.client.parse_headers`` as before, so odd input gets exactly the standard
-  library's answer.  ``tests/test_heads.py`` checks the two against each other on
-  generated header blocks.
+  obs-text, a line without a colon, a control character -- goes to the email parser as in
+  ``http.client.parse_headers``, so odd input gets exactly the standard library's
+  answer.  ``tests/test_heads.py`` checks the two against each other on generated
+  header blocks.
 * :class:`HeadHTTPConnection` / :class:`HeadHTTPSConnection` are urllib3's connections
   with that response class, and :func:`pool_classes` the pools that use them: the pool a
   middleware makes for itself (:func:`wsgi_reproxy.upstream.make_pool`) is built on them.
   urllib3 does everything else as usual: connections, TLS, timeouts, the pool, the body.
 
-Should a future Python call ``begin()`` with arguments this class does not know, it steps
-aside and runs the standard library's own ``begin()``.
+Should a future Python call ``begin()`` with arguments this class does not know (or debug
+output be asked for), it steps aside and runs the standard library's own ``begin()``.
 """
 
 from __future__ import annotations
 
+import email.parser
 import http.client
-import io
 import re
 from typing import Any
 
@@ -38,8 +38,10 @@ __all__ = [
     "HeadHTTPConnection",
     "HeadHTTPSConnection",
     "HeadResponse",
+    "parse_any_headers",
     "parse_plain_headers",
     "pool_classes",
+    "read_header_lines",
 ]
 
 
@@ -93,6 +95,13 @@ def parse_plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
     return message
 
 
+def parse_any_headers(lines: list[bytes]) -> http.client.HTTPMessage:
+    """What ``http.client.parse_headers`` does with the lines it has read: the email
+    parser, over the block decoded as ISO-8859-1 (the limits were applied while reading)."""
+    text = b"".join(lines).decode("iso-8859-1")
+    return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+
+
 class HeadResponse(http.client.HTTPResponse):
     """``http.client.HTTPResponse`` whose plain header blocks skip the email parser."""
 
@@ -132,7 +141,7 @@ class HeadResponse(http.client.HTTPResponse):
         lines = read_header_lines(self.fp, _max_headers)
         message = parse_plain_headers(lines)
         if message is None:
-            message = http.client.parse_headers(io.BytesIO(b"".join(lines)))
+            message = parse_any_headers(lines)
         self.headers = self.msg = message
 
         transfer_encoding = message.get("transfer-encoding")
