@@ -120,15 +120,14 @@ class HeadResponse(http.client.HTTPResponse):
         # how the header block is parsed -- and a bound on interim responses, as in the
         # stdlib's own fix for gh-150743: a server sending "100 Continue" forever must not
         # hold the thread (the read timeout never fires while bytes keep coming).
-        for _ in range(_limit("_MAXINTERIMRESPONSES", 100) + 1):
+        max_interim = _limit("_MAXINTERIMRESPONSES", 100)
+        for _ in range(max_interim + 1):
             version, status, reason = self._read_status()
             if status != http.client.CONTINUE:
                 break
             read_header_lines(self.fp, _max_headers)  # skip the 100 response's headers
         else:
-            raise http.client.HTTPException(
-                f"got more than {_limit('_MAXINTERIMRESPONSES', 100)} interim responses"
-            )
+            raise http.client.HTTPException(f"got more than {max_interim} interim responses")
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -158,7 +157,7 @@ class HeadResponse(http.client.HTTPResponse):
             try:
                 self.length = int(length)
             except ValueError:
-                self.length = None
+                pass  # stays None, as in http.client
             else:
                 if self.length < 0:
                     self.length = None

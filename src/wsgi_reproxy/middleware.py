@@ -178,7 +178,7 @@ class ReproxyMiddleware:
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
         if pool is not None and not isinstance(pool, urllib3.PoolManager):
             raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
-        if pool is not None and (pool_maxsize is not None or pool_block is not False):
+        if pool is not None and (pool_maxsize is not None or pool_block):
             raise ValueError(
                 "pool_maxsize and pool_block size the middleware's own pool: "
                 "with pool=..., size the pool you pass instead"
