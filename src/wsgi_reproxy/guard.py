@@ -18,13 +18,13 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import NewConnectionError
 
-from .directive import HostPatterns
-from .heads import (
-    HeadHTTPConnection,
-    HeadHTTPConnectionPool,
-    HeadHTTPSConnection,
-    HeadHTTPSConnectionPool,
+from .connections import (
+    ReproxyHTTPConnection,
+    ReproxyHTTPConnectionPool,
+    ReproxyHTTPSConnection,
+    ReproxyHTTPSConnectionPool,
 )
+from .directive import HostPatterns
 from .pools import ReproxyPoolManager
 
 __all__ = ["guarded_pool", "is_guarded", "is_local_address"]
@@ -60,19 +60,19 @@ class _RefuseLocal:
 
 
 def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolManager:
-    """A PoolManager whose connections refuse local addresses not in ``allowed`` (and read
-    response heads the quick way, as the middleware's own unguarded pool does)."""
+    """A PoolManager whose connections refuse local addresses not in ``allowed`` (built on
+    the same connection classes as the middleware's own unguarded pool)."""
 
-    class GuardedHTTPConnection(_RefuseLocal, HeadHTTPConnection):
+    class GuardedHTTPConnection(_RefuseLocal, ReproxyHTTPConnection):
         pass
 
-    class GuardedHTTPSConnection(_RefuseLocal, HeadHTTPSConnection):
+    class GuardedHTTPSConnection(_RefuseLocal, ReproxyHTTPSConnection):
         scheme = "https"
 
-    class GuardedHTTPConnectionPool(HeadHTTPConnectionPool):
+    class GuardedHTTPConnectionPool(ReproxyHTTPConnectionPool):
         ConnectionCls = GuardedHTTPConnection
 
-    class GuardedHTTPSConnectionPool(HeadHTTPSConnectionPool):
+    class GuardedHTTPSConnectionPool(ReproxyHTTPSConnectionPool):
         ConnectionCls = GuardedHTTPSConnection
 
     GuardedHTTPConnection.allowed = GuardedHTTPSConnection.allowed = allowed

@@ -15,10 +15,9 @@ answer with plain headers, so this module reads them directly:
   ``http.client.parse_headers``, so odd input gets exactly the standard library's
   answer.  ``tests/test_heads.py`` checks the two against each other on generated
   header blocks.
-* :class:`HeadHTTPConnection` / :class:`HeadHTTPSConnection` are urllib3's connections
-  with that response class, and :func:`pool_classes` the pools that use them: the pool a
-  middleware makes for itself (:func:`wsgi_reproxy.upstream.make_pool`) is built on them.
-  urllib3 does everything else as usual: connections, TLS, timeouts, the pool, the body.
+* the connections of the pool a middleware makes for itself
+  (:mod:`wsgi_reproxy.connections`) use it; urllib3 does everything else as usual:
+  connections, TLS, timeouts, the pool, the body.
 
 Should a future Python call ``begin()`` with arguments this class does not know (or debug
 output be asked for), it steps aside and runs the standard library's own ``begin()``.
@@ -31,17 +30,12 @@ import http.client
 import re
 from typing import Any
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 __all__ = [
-    "HeadHTTPConnection",
-    "HeadHTTPSConnection",
     "HeadResponse",
     "parse_any_headers",
     "parse_plain_headers",
-    "pool_classes",
     "read_header_lines",
+    "response_class",
 ]
 
 
@@ -171,29 +165,10 @@ class HeadResponse(http.client.HTTPResponse):
             self.will_close = True
 
 
-class HeadHTTPConnection(HTTPConnection):
-    response_class: type[http.client.HTTPResponse] = HeadResponse
-
-
-class HeadHTTPSConnection(HTTPSConnection):
-    response_class: type[http.client.HTTPResponse] = HeadResponse
-
-
-class HeadHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = HeadHTTPConnection
-
-
-class HeadHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = HeadHTTPSConnection
-
-
-def pool_classes() -> dict[str, type[HTTPConnectionPool]]:
-    """``PoolManager.pool_classes_by_scheme`` for pools whose connections use HeadResponse."""
-    return {"http": HeadHTTPConnectionPool, "https": HeadHTTPSConnectionPool}
-
-
-# http.client's begin() relies on these; without them, keep the standard response class.
-if not all(hasattr(http.client.HTTPResponse, name) for name in ("_read_status", "_check_close")):
-    HeadHTTPConnection.response_class = HeadHTTPSConnection.response_class = (  # pragma: no cover
-        http.client.HTTPResponse
-    )
+def response_class() -> type[http.client.HTTPResponse]:
+    """The response class for the middleware's connections: :class:`HeadResponse`, or the
+    standard one should a future http.client lack what its ``begin()`` relies on."""
+    needed = ("_read_status", "_check_close")
+    if all(hasattr(http.client.HTTPResponse, name) for name in needed):
+        return HeadResponse
+    return http.client.HTTPResponse  # pragma: no cover

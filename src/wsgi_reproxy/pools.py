@@ -7,8 +7,8 @@ two things urllib3 redoes on every request are done once here:
   key and looks it up in its LRU container on every call (7 µs); :meth:`connection_from_origin`
   remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
   manager's own pools, so ``clear()`` still means "new connections from now on";
-* **the response head**: its pools' connections parse plain header blocks without the
-  ``email`` package (:mod:`wsgi_reproxy.heads`).
+* **the connections**: they parse plain header blocks without the ``email`` package and
+  keep their timeouts in the kernel (:mod:`wsgi_reproxy.connections`).
 
 Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
 A ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without either.
@@ -21,7 +21,7 @@ from typing import Any
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 
-from .heads import pool_classes
+from .connections import pool_classes
 
 __all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager"]
 
@@ -32,7 +32,7 @@ Origin = tuple[str, str, "int | None"]
 
 
 class ReproxyPoolManager(urllib3.PoolManager):
-    """A ``urllib3.PoolManager`` that remembers each origin's pool and reads heads quickly."""
+    """A ``urllib3.PoolManager`` that remembers each origin's pool, on quicker connections."""
 
     def __init__(self, num_pools: int = 64, **connection_pool_kw: Any) -> None:
         super().__init__(num_pools=num_pools, **connection_pool_kw)

@@ -1,0 +1,249 @@
+"""Kernel-kept socket timeouts against the standard socket they stand in for.
+
+:class:`wsgi_reproxy.sockets.KernelTimeoutSocket` must be a ``socket.socket`` in every way
+urllib3 and ``http.client`` can see -- ``gettimeout()``, ``getblocking()``, which
+exception a wait that is too long raises, and after how long -- while its descriptor stays
+blocking (no ``poll()`` before each call).  These tests hold it to that on real socket
+pairs and on the middleware's own connections.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import urllib3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness import call, reproxy_app
+from upstreams import FILES, FileServer, Handler, ScriptedServer, stall_mid_body
+from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError, sockets
+from wsgi_reproxy.sockets import KernelTimeoutSocket, adopt, kernel_timeouts_work
+
+pytestmark = pytest.mark.skipif(not kernel_timeouts_work(), reason="no kernel timeouts here")
+
+SHORT = 0.3
+Scripted = Callable[[Handler], ScriptedServer]
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(peer, ours): ``ours`` adopted after a timeout was set, as urllib3 leaves it."""
+    peer, plain = socket.socketpair()
+    plain.settimeout(5.0)
+    ours = adopt(plain)
+    with peer, ours:
+        yield peer, ours
+
+
+def test_adopt_keeps_the_timeout_on_a_blocking_descriptor(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    _, ours = pair
+    assert isinstance(ours, KernelTimeoutSocket)
+    assert ours.gettimeout() == 5.0
+    assert ours.getblocking() is True
+    assert os.get_blocking(ours.fileno()) is True  # no poll() before each call
+
+
+def test_data_is_read_and_written_as_usual(pair: tuple[socket.socket, socket.socket]) -> None:
+    peer, ours = pair
+    ours.sendall(b"ping")
+    assert peer.recv(10) == b"ping"
+    peer.sendall(b"pong")
+    buffer = bytearray(10)
+    assert ours.recv_into(buffer) == 4
+    assert bytes(buffer[:4]) == b"pong"
+    peer.sendall(b"again")
+    assert ours.recv(10) == b"again"
+    assert ours.send(b"x") == 1
+
+
+@pytest.mark.parametrize("method", ["recv", "recv_into"])
+def test_a_read_that_waits_too_long_times_out_like_a_standard_socket(
+    pair: tuple[socket.socket, socket.socket], method: str
+) -> None:
+    _, ours = pair
+    ours.settimeout(SHORT)
+    started = time.monotonic()
+    read = {"recv": lambda: ours.recv(10), "recv_into": lambda: ours.recv_into(bytearray(10))}
+    with pytest.raises(TimeoutError, match="timed out"):
+        read[method]()
+    waited = time.monotonic() - started
+    assert SHORT * 0.8 <= waited < SHORT + 1.0
+
+
+def _write_until_full(write: Callable[[bytes], object]) -> None:
+    chunk = b"x" * 65536
+    for _ in range(10_000):  # far more than any socket buffer
+        write(chunk)
+
+
+@pytest.mark.parametrize("method", ["send", "sendall"])
+def test_a_write_that_waits_too_long_times_out_like_a_standard_socket(
+    pair: tuple[socket.socket, socket.socket], method: str
+) -> None:
+    """The peer never reads: once the buffers are full, the write waits and times out."""
+    _, ours = pair
+    ours.settimeout(SHORT)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="timed out"):
+        _write_until_full(getattr(ours, method))
+    assert time.monotonic() - started < 10
+
+
+def test_none_waits_and_zero_is_non_blocking_as_in_cpython(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    peer, ours = pair
+    ours.settimeout(0.0)
+    assert (ours.gettimeout(), ours.getblocking()) == (0.0, False)
+    with pytest.raises(BlockingIOError):  # not a timeout: nothing was waited for
+        ours.recv(10)
+    with pytest.raises(BlockingIOError):
+        ours.recv_into(bytearray(10))
+    ours.setblocking(True)
+    assert (ours.gettimeout(), ours.getblocking()) == (None, True)
+    assert os.get_blocking(ours.fileno()) is True
+    peer.sendall(b"late")
+    assert ours.recv(10) == b"late"
+    ours.setblocking(False)
+    assert ours.gettimeout() == 0.0
+    ours.settimeout(SHORT)  # back from non-blocking mode to a kernel timeout
+    assert os.get_blocking(ours.fileno()) is True
+    with pytest.raises(TimeoutError):
+        ours.recv(10)
+
+
+def test_non_blocking_writes_raise_blocking_io_error(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    _, ours = pair
+    ours.settimeout(0.0)
+    with pytest.raises(BlockingIOError):
+        _write_until_full(ours.send)
+    with pytest.raises(BlockingIOError):
+        ours.sendall(b"x" * 65536)
+
+
+timeouts = st.one_of(
+    st.none(),
+    st.just(0),
+    st.just(0.0),
+    st.floats(min_value=1e-9, max_value=1e6),
+    st.integers(min_value=-3, max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([float("nan"), -0.5, 1e-7, 1e10, 9.3e9, 2**70, True, "1", b"1", [1]]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(timeouts, min_size=1, max_size=6))
+def test_timeouts_are_taken_and_refused_as_a_standard_socket_takes_them(
+    values: list[object],
+) -> None:
+    """Differential: after each settimeout(), the same gettimeout()/getblocking() or the
+    same exception type as a plain socket."""
+    plain_a, plain_b = socket.socketpair()
+    ours_plain, spare = socket.socketpair()
+    ours = adopt(ours_plain)
+    with plain_a, plain_b, ours, spare:
+        assert isinstance(ours, KernelTimeoutSocket)
+        for value in values:
+            try:
+                plain_a.settimeout(value)  # type: ignore[arg-type]
+                expected: object = (plain_a.gettimeout(), plain_a.getblocking())
+            except Exception as error:
+                expected = type(error)
+            try:
+                ours.settimeout(value)  # type: ignore[arg-type]
+                got: object = (ours.gettimeout(), ours.getblocking())
+            except Exception as error:
+                got = type(error)
+            assert got == expected, value
+            assert os.get_blocking(ours.fileno()) is (ours.gettimeout() != 0.0)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "timeval"),
+    [(None, (0, 0)), (5, (5, 0)), (0.25, (0, 250_000)), (1e-9, (0, 1)), (1.0000001, (1, 1))],
+)
+def test_timevals_never_turn_a_short_timeout_into_forever(
+    timeout: float | None, timeval: tuple[int, int]
+) -> None:
+    ns = None if timeout is None else sockets._nanoseconds(timeout)
+    assert sockets._TIMEVAL.unpack(sockets._timeval(ns)) == timeval
+
+
+def test_dup_keeps_the_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
+    _, ours = pair
+    ours.settimeout(SHORT)
+    with ours.dup() as twin:
+        assert isinstance(twin, KernelTimeoutSocket)
+        assert twin.gettimeout() == SHORT
+        with pytest.raises(TimeoutError):
+            twin.recv(1)
+
+
+def test_adopt_leaves_other_sockets_and_platforms_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Special(socket.socket):
+        pass
+
+    with Special(socket.AF_INET, socket.SOCK_STREAM) as special:
+        assert adopt(special) is special
+    monkeypatch.setattr(sockets, "kernel_timeouts_work", lambda: False)
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with plain:
+        assert adopt(plain) is plain
+
+
+# -- the middleware's own connections ---------------------------------------------------
+
+
+def _pooled_sockets(mw: ReproxyMiddleware) -> list[socket.socket]:
+    found = []
+    for key in mw.pool.pools.keys():  # noqa: SIM118 (the container refuses iteration)
+        queue = mw.pool.pools[key].pool
+        assert queue is not None
+        found += [conn.sock for conn in list(queue.queue) if conn is not None and conn.sock]
+    return found
+
+
+@pytest.mark.parametrize("refuse_local", [False, True])
+def test_the_middlewares_connections_keep_a_blocking_descriptor(refuse_local: bool) -> None:
+    """R5: after reproxied requests, the kept-alive upstream sockets are kernel-timeout
+    sockets with the read timeout, and never went non-blocking (no poll per call)."""
+    with FileServer() as files:
+        hosts = [f"127.0.0.1:{files.port}"] if refuse_local else None
+        mw = ReproxyMiddleware(
+            reproxy_app(files.url("/files/small.txt")),
+            allow=["/r/"],
+            upstream_hosts=hosts,
+            refuse_local=refuse_local,
+            timeout=urllib3.Timeout(connect=3.0, read=7.0),
+        )
+        for _ in range(3):
+            assert call(mw, "/r/small.txt").body == FILES["small.txt"]
+        (sock,) = _pooled_sockets(mw)
+        assert isinstance(sock, KernelTimeoutSocket)
+        assert sock.gettimeout() == 7.0
+        assert os.get_blocking(sock.fileno()) is True
+        assert files.connections == 1
+        mw.pool.clear()
+
+
+def test_a_stalled_body_is_aborted_after_the_read_timeout(scripted: Scripted) -> None:
+    """R6.4 through the kernel timeout: 10 of 100 bytes, then silence, then an error out of
+    the body (never an end that looks complete), after about the read timeout."""
+    server = scripted(stall_mid_body(100, b"0123456789"))
+    mw = ReproxyMiddleware(reproxy_app(server.url("/x")), allow=["/r/"], timeout=SHORT)
+    started = time.monotonic()
+    with pytest.raises(UpstreamBodyError, match="ReadTimeoutError") as raised:
+        call(mw, "/r/x")
+    assert raised.value.sent == 10
+    assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 5
+    mw.pool.clear()
