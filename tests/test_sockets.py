@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import urllib3
@@ -175,8 +176,63 @@ def test_timeouts_are_taken_and_refused_as_a_standard_socket_takes_them(
 def test_timevals_never_turn_a_short_timeout_into_forever(
     timeout: float | None, timeval: tuple[int, int]
 ) -> None:
-    ns = None if timeout is None else sockets._nanoseconds(timeout)
+    ns = 0 if timeout is None else sockets._nanoseconds(timeout)
+    assert ns is not None
     assert sockets._TIMEVAL.unpack(sockets._timeval(ns)) == timeval
+
+
+def _kernel_timeout(sock: socket.socket, option: int) -> tuple[int, int]:
+    raw = sock.getsockopt(socket.SOL_SOCKET, option, sockets._TIMEVAL.size)
+    seconds, microseconds = sockets._TIMEVAL.unpack(raw)
+    return seconds, microseconds
+
+
+class CountingSocket(KernelTimeoutSocket):
+    """Counts the kernel options it sets."""
+
+    calls: list[int]
+
+    def setsockopt(self, *args: Any) -> None:
+        self.calls.append(args[1])
+        super().setsockopt(*args)
+
+
+def test_timeouts_reach_the_kernel_once_and_only_for_the_calls_that_wait() -> None:
+    """urllib3's pattern on a kept-alive connection -- connect timeout, send, read timeout,
+    receive -- sets each kernel option once, on the first request, then never again."""
+    peer, plain = socket.socketpair()
+    ours = CountingSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    ours.calls = []
+    with peer, ours:
+        for _ in range(5):
+            ours.settimeout(5.0)
+            ours.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            ours.settimeout(30.0)
+            peer.sendall(peer.recv(100))
+            assert ours.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+        assert ours.calls == [socket.SO_SNDTIMEO, socket.SO_RCVTIMEO]
+        assert _kernel_timeout(ours, socket.SO_SNDTIMEO) == (5, 0)
+        assert _kernel_timeout(ours, socket.SO_RCVTIMEO) == (30, 0)
+        ours.settimeout(SHORT)  # recorded, not yet applied
+        assert _kernel_timeout(ours, socket.SO_RCVTIMEO) == (30, 0)
+        with pytest.raises(TimeoutError):
+            ours.recv(1)
+        assert _kernel_timeout(ours, socket.SO_RCVTIMEO) == (0, 300_000)
+
+
+def test_a_duplicate_shares_the_kernel_options_it_shares_with_the_original(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    peer, ours = pair
+    ours.settimeout(SHORT)
+    with ours.dup() as twin:
+        twin.settimeout(30.0)
+        peer.sendall(b"a")
+        assert twin.recv(1) == b"a"  # the shared description now waits 30 s
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ours.recv(1)  # ... so the original sets its own 0.3 s again first
+        assert time.monotonic() - started < SHORT + 1.0
 
 
 def test_dup_keeps_the_timeout(pair: tuple[socket.socket, socket.socket]) -> None:

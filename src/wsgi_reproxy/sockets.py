@@ -35,7 +35,7 @@ import functools
 import math
 import socket
 import struct
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["KernelTimeoutSocket", "adopt", "kernel_timeouts_work"]
 
@@ -66,18 +66,10 @@ def _seconds(ns: int) -> float:
     return float(whole) if rest == 0 else ns / _NS
 
 
-def _timeval(ns: int | None) -> bytes:
-    """``struct timeval`` for the kernel, rounded up to the microsecond: 0 means "wait
-    forever", so no positive timeout may become 0."""
-    if ns is None:
-        return _TIMEVAL.pack(0, 0)
+def _timeval(ns: int) -> bytes:
+    """``struct timeval`` for the kernel, rounded up to the microsecond; 0 is "wait
+    forever", as the kernel reads it, so no positive timeout may round down to it."""
     return _TIMEVAL.pack(*divmod(-(-ns // 1000), 1_000_000))
-
-
-def _set_kernel_timeouts(sock: socket.socket, ns: int | None) -> None:
-    value = _timeval(ns)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 @functools.cache
@@ -85,11 +77,15 @@ def kernel_timeouts_work() -> bool:
     """Whether this platform takes and keeps a ``struct timeval`` socket timeout as set."""
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            _set_kernel_timeouts(probe, 1_500_000_000)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(1_500_000_000))
             raw = probe.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TIMEVAL.size)
     except (OSError, AttributeError, struct.error):
         return False
     return len(raw) == _TIMEVAL.size and _TIMEVAL.unpack(raw) == (1, 500_000)
+
+
+_FOREVER = 0  # nanoseconds, as the kernel options say "no timeout"
+_UNKNOWN = -1  # a kernel option not set by this object yet
 
 
 class KernelTimeoutSocket(socket.socket):
@@ -99,30 +95,38 @@ class KernelTimeoutSocket(socket.socket):
     ``gettimeout()``, ``settimeout()``, ``setblocking()`` and the exceptions of ``recv``,
     ``recv_into``, ``send`` and ``sendall`` behave as a standard socket's.  A timeout of 0
     (non-blocking) is CPython's own mode, as before.
+
+    ``settimeout()`` only records the timeout; a receiving call sets ``SO_RCVTIMEO`` and a
+    sending call ``SO_SNDTIMEO`` first if it differs from what the kernel holds.  urllib3
+    alternates two timeouts (connect, then read) on every request, but always the connect
+    one for sending and the read one for receiving, so a kept-alive connection makes no
+    ``setsockopt`` call at all after its first request.  The options live on the open file
+    description, which ``dup()`` shares, so a duplicate shares what was set with them.
     """
 
-    __slots__ = ("_timeout",)
+    __slots__ = ("_ns", "_set", "_timeout")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Blocking, whatever the descriptor was (a timeout had made it non-blocking) and
         # whatever socket.setdefaulttimeout() says: once per connection.
         super().settimeout(None)
-        _set_kernel_timeouts(self, None)
         self._timeout: float | None = None
+        self._ns = _FOREVER  # the timeout the next call must wait for
+        self._set = [_UNKNOWN, _UNKNOWN]  # what the kernel holds: receive, send
 
     def settimeout(self, value: float | None) -> None:
-        if value == self._timeout and (value is None or value > 0):
-            return  # what urllib3 does before every request and every response
         ns = _nanoseconds(value)
         if ns is None and value is not None:
             super().settimeout(value)  # 0.0, or CPython's error for a bad value
             self._timeout = super().gettimeout()
             return
-        if super().gettimeout() is not None:
+        if self._timeout == 0.0:
             super().settimeout(None)  # back from non-blocking mode
-        _set_kernel_timeouts(self, ns)
-        self._timeout = None if ns is None else _seconds(ns)
+        if ns is None:
+            self._timeout, self._ns = None, _FOREVER
+        else:
+            self._timeout, self._ns = _seconds(ns), ns
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -130,30 +134,49 @@ class KernelTimeoutSocket(socket.socket):
     def setblocking(self, flag: bool) -> None:
         self.settimeout(None if flag else 0.0)
 
+    def dup(self) -> Self:
+        twin = super().dup()
+        twin._set = self._set  # one open file description: one set of kernel options
+        return twin
+
+    def _wait_at_most(self, which: int) -> None:
+        """Give the kernel option for receiving (0) or sending (1) the current timeout."""
+        option = socket.SO_RCVTIMEO if which == 0 else socket.SO_SNDTIMEO
+        self.setsockopt(socket.SOL_SOCKET, option, _timeval(self._ns))
+        self._set[which] = self._ns
+
     def _timed_out(self, error: BlockingIOError) -> OSError:
         """EAGAIN on a blocking descriptor is the kernel timeout expiring; in non-blocking
         mode it is what CPython raises too."""
         return TimeoutError("timed out") if self._timeout else error
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self._set[0] != self._ns:
+            self._wait_at_most(0)
         try:
             return super().recv(bufsize, flags)
         except BlockingIOError as error:
             raise self._timed_out(error) from None
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self._set[0] != self._ns:
+            self._wait_at_most(0)
         try:
             return super().recv_into(buffer, nbytes, flags)
         except BlockingIOError as error:
             raise self._timed_out(error) from None
 
     def send(self, data: Any, flags: int = 0) -> int:
+        if self._set[1] != self._ns:
+            self._wait_at_most(1)
         try:
             return super().send(data, flags)
         except BlockingIOError as error:
             raise self._timed_out(error) from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
+        if self._set[1] != self._ns:
+            self._wait_at_most(1)
         try:
             super().sendall(data, flags)
         except BlockingIOError as error:
