@@ -303,3 +303,12 @@ def test_a_stalled_body_is_aborted_after_the_read_timeout(scripted: Scripted) ->
     assert raised.value.sent == 10
     assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 5
     mw.pool.clear()
+
+
+def test_platforms_without_the_options_keep_standard_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe = sockets.kernel_timeouts_work.__wrapped__
+    assert probe() is True
+    monkeypatch.delattr(socket, "SO_RCVTIMEO")  # as on a platform without it
+    assert probe() is False
