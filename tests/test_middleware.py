@@ -834,3 +834,65 @@ def test_error_answer_close_is_idempotent_and_plain_lists_need_no_close(refused_
         return [b"ignored"]
 
     assert call(mw_for(list_app), "/r/f").code == 502
+
+
+# -- the first piece: what has arrived, at once -------------------------------------------
+
+
+def _pieces(mw, path="/r/f"):
+    """The body's pieces as the middleware yields them (the server writes each one)."""
+    started = {}
+    body = mw(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "x", "SERVER_PORT": "80"},
+        lambda status, headers, exc_info=None: started.setdefault("status", status),
+    )
+    try:
+        return started["status"], list(body)
+    finally:
+        body.close()
+
+
+def test_the_rest_of_a_small_body_is_not_waited_for(scripted):
+    """R6.3: a slow target's first bytes go out at once, the rest as it arrives."""
+    import threading
+
+    from upstreams import response_head
+
+    first, rest = b"a" * 5000, b"b" * 5000
+    release = threading.Event()
+
+    def handler(conn, server):
+        if server.read_request(conn):
+            head = response_head("200 OK", [("Content-Length", "10000")])
+            conn.sendall(head + first)
+            release.wait(10)
+            conn.sendall(rest)
+            server.hold(conn)
+
+    server = scripted(handler)
+    mw = mw_for(reproxy_app(server.url("/f")))
+    started = {}
+    body = mw(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/r/f", "SERVER_NAME": "x", "SERVER_PORT": "80"},
+        lambda status, headers, exc_info=None: started.setdefault("status", status),
+    )
+    try:
+        chunks = iter(body)
+        assert next(chunks) == first  # while the target still holds the rest
+        release.set()
+        assert b"".join(chunks) == rest
+    finally:
+        release.set()
+        body.close()
+    assert started["status"] == "200 OK"
+
+
+def test_a_small_body_reset_right_after_its_first_piece_raises(scripted):
+    """R6.4: the reset is readable as soon as the first piece is read; the response has
+    started, so it is aborted after the bytes it had, never ended as if whole."""
+    from upstreams import reset_mid_body
+
+    server = scripted(reset_mid_body(60000, 3000, delay=0.0))
+    with pytest.raises(UpstreamBodyError) as raised:
+        _pieces(mw_for(reproxy_app(server.url("/f"))))
+    assert raised.value.sent == 3000  # Linux hands over queued bytes before the reset
