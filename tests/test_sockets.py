@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -78,6 +79,59 @@ def test_a_read_that_waits_too_long_times_out_like_a_standard_socket(
     assert SHORT * 0.8 <= waited < SHORT + 1.0
 
 
+@pytest.mark.parametrize("method", ["recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into"])
+def test_every_receiving_call_honours_the_timeout(
+    pair: tuple[socket.socket, socket.socket], method: str
+) -> None:
+    peer, ours = pair
+    ours.settimeout(SHORT)  # a fresh socket: the kernel option is set by the call itself
+    calls = {
+        "recvfrom": lambda: ours.recvfrom(10),
+        "recvfrom_into": lambda: ours.recvfrom_into(bytearray(10)),
+        "recvmsg": lambda: ours.recvmsg(10),
+        "recvmsg_into": lambda: ours.recvmsg_into([bytearray(10)]),
+    }
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        calls[method]()
+    assert time.monotonic() - started < SHORT + 1.0
+    peer.sendall(b"data")
+    received = calls[method]()
+    assert received[0] in (b"data", 4)
+
+
+def test_every_sending_call_honours_the_timeout(
+    pair: tuple[socket.socket, socket.socket], tmp_path: Any
+) -> None:
+    _, ours = pair
+    ours.settimeout(SHORT)
+    with pytest.raises(TimeoutError):
+        _write_until_full(lambda chunk: ours.sendmsg([chunk]))
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (8 * 1024 * 1024))
+    started = time.monotonic()
+    with big.open("rb") as file, pytest.raises(TimeoutError):
+        ours.sendfile(file)
+    assert time.monotonic() - started < 10
+
+
+def test_eagain_that_is_not_a_timeout_stays_a_blocking_io_error(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """MSG_DONTWAIT, or a duplicate that made the shared descriptor non-blocking: EAGAIN
+    then means "nothing yet", as CPython says, not "waited too long"."""
+    _, ours = pair
+    ours.settimeout(5.0)
+    with pytest.raises(BlockingIOError):
+        ours.recv(1, socket.MSG_DONTWAIT)
+    with ours.dup() as twin:
+        twin.settimeout(0.0)
+        started = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            ours.recv(1)
+        assert time.monotonic() - started < 1.0
+
+
 def _write_until_full(write: Callable[[bytes], object]) -> None:
     chunk = b"x" * 65536
     for _ in range(10_000):  # far more than any socket buffer
@@ -131,7 +185,21 @@ def test_non_blocking_writes_raise_blocking_io_error(
         ours.sendall(b"x" * 65536)
 
 
+class Indexed:
+    """An integer that is not an int (as ``numpy.int64`` is): CPython takes it as one."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Indexed({self.value})"
+
+
 timeouts = st.one_of(
+    st.builds(Indexed, st.integers(min_value=-2, max_value=10**12)),
     st.none(),
     st.just(0),
     st.just(0.0),
@@ -155,6 +223,7 @@ def test_timeouts_are_taken_and_refused_as_a_standard_socket_takes_them(
     with plain_a, plain_b, ours, spare:
         assert isinstance(ours, KernelTimeoutSocket)
         for value in values:
+            values_seen = repr(values)
             try:
                 plain_a.settimeout(value)  # type: ignore[arg-type]
                 expected: object = (plain_a.gettimeout(), plain_a.getblocking())
@@ -165,8 +234,24 @@ def test_timeouts_are_taken_and_refused_as_a_standard_socket_takes_them(
                 got: object = (ours.gettimeout(), ours.getblocking())
             except Exception as error:
                 got = type(error)
-            assert got == expected, value
-            assert os.get_blocking(ours.fileno()) is (ours.gettimeout() != 0.0)
+            assert got == expected, values_seen
+            assert os.get_blocking(ours.fileno()) is (ours.gettimeout() != 0.0), values_seen
+
+
+@pytest.mark.parametrize("first", [Indexed(5), 5, 5.0, 0.0, None])
+def test_the_timeout_waited_for_is_the_last_one_set(
+    pair: tuple[socket.socket, socket.socket], first: object
+) -> None:
+    """Whatever came before (an integer that is not an int, as numpy's, used to leave the
+    descriptor non-blocking with CPython's old timeout), a read waits the last timeout."""
+    _, ours = pair
+    ours.settimeout(first)  # type: ignore[arg-type]
+    ours.settimeout(SHORT)
+    assert os.get_blocking(ours.fileno()) is True
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        ours.recv(1)
+    assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 1.0
 
 
 @pytest.mark.parametrize(
@@ -257,6 +342,27 @@ def test_adopt_leaves_other_sockets_and_platforms_alone(monkeypatch: pytest.Monk
         assert adopt(plain) is plain
 
 
+def test_tls_connections_keep_standard_sockets() -> None:
+    """ssl.SSLSocket applies timeouts its own way: HTTPS connections are never adopted,
+    in the plain pool or the guarded one."""
+    from wsgi_reproxy.connections import pool_classes
+    from wsgi_reproxy.directive import HostPatterns
+    from wsgi_reproxy.guard import guarded_pool
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        allowed = HostPatterns([f"127.0.0.1:{port}"])
+        guarded = guarded_pool(allowed).pool_classes_by_scheme["https"]
+        for pool_class in (pool_classes()["https"], guarded):
+            connection = pool_class.ConnectionCls("127.0.0.1", port, timeout=5.0)
+            sock = connection._new_conn()
+            with sock:
+                assert type(sock) is socket.socket
+        plain = pool_classes()["http"].ConnectionCls("127.0.0.1", port, timeout=5.0)
+        with plain._new_conn() as sock:
+            assert type(sock) is KernelTimeoutSocket
+
+
 # -- the middleware's own connections ---------------------------------------------------
 
 
@@ -312,3 +418,37 @@ def test_platforms_without_the_options_keep_standard_sockets(
     assert probe() is True
     monkeypatch.delattr(socket, "SO_RCVTIMEO")  # as on a platform without it
     assert probe() is False
+
+
+def test_datagram_calls_with_addresses_work_and_time_out() -> None:
+    """The calls that take an address (unused by HTTP) pass it on unchanged, and wait no
+    longer than the timeout: a Unix datagram socket blocks its sender when the receiver's
+    queue is full."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:
+        path = os.path.join(folder, "peer")
+        with (
+            KernelTimeoutSocket(socket.AF_UNIX, socket.SOCK_DGRAM) as ours,
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as peer,
+        ):
+            peer.bind(path)
+            ours.bind(os.path.join(folder, "ours"))
+            ours.settimeout(SHORT)
+            assert ours.sendto(b"one", path) == 3
+            assert ours.sendto(b"two", 0, path) == 3
+            assert ours.sendmsg([b"three"], (), 0, path) == 5
+            assert [peer.recv(10) for _ in range(3)] == [b"one", b"two", b"three"]
+            with pytest.raises(TimeoutError):
+                ours.recvfrom(10)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                _write_until_full(lambda chunk: ours.sendto(chunk[:1024], path))
+            assert time.monotonic() - started < 10
+
+
+def test_timeouts_beyond_a_32_bit_timeval_mean_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sockets, "_LONGEST_TIMEVAL", 2**31 - 1)
+    assert sockets._TIMEVAL.unpack(sockets._timeval(2**31 * 1_000_000_000)) == (0, 0)
+    assert sockets._TIMEVAL.unpack(sockets._timeval((2**31 - 1) * 1_000_000_000)) == (
+        2**31 - 1,
+        0,
+    )

@@ -11,16 +11,17 @@ kept-alive connection took six system calls where two do the work::
 Each one releases and retakes the GIL, and in a threaded server (gunicorn ``gthread``,
 uWSGI ``--threads``) a release is rarely free: another thread is waiting, so it costs a
 futex wake-up and a context switch, and then a wait to get the GIL back.  Measured on a
-gunicorn ``gthread`` worker with 8 threads under ``wrk``: 70 futex calls and 37 context
-switches per reproxied request, 55 and 29 with the sockets below, and 8-17 % more
-requests per second (see ``docs/performance.rst``).
+gunicorn ``gthread`` worker with 8 threads under ``wrk``: 76 futex calls and 41 context
+switches per reproxied 1 KiB request, 57 and 30 with the sockets below, and 12 % more
+requests per second (9-21 % for 64 KiB; see ``docs/performance.rst``).
 
 :class:`KernelTimeoutSocket` keeps the descriptor blocking and hands the timeout to the
 kernel instead (``SO_RCVTIMEO`` / ``SO_SNDTIMEO``): a ``recv`` that waits longer fails
 with ``EAGAIN``, which it raises as the same :class:`TimeoutError` (``socket.timeout``)
 a standard socket raises, so urllib3 and ``http.client`` see no difference.  Setting the
 timeout it already has does nothing.  The timeout then bounds each wait for progress
-rather than a whole ``sendall()`` -- what urllib3 documents its read timeout to be.
+rather than a whole ``sendall()`` -- what urllib3 documents its read timeout to be --
+and a signal that interrupts a wait starts the kernel's clock again (see the class).
 
 Only what the middleware's own pool connects is adopted, after the connection is made (the
 connect timeout keeps CPython's semantics), and only where :func:`kernel_timeouts_work`
@@ -33,14 +34,16 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
+import os
 import socket
 import struct
-from typing import Any, Self
+from typing import Any, Self, SupportsIndex, cast
 
 __all__ = ["KernelTimeoutSocket", "adopt", "kernel_timeouts_work"]
 
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
-
+_LONGEST_TIMEVAL = 2 ** (8 * struct.calcsize("@l") - 1) - 1  # seconds; beyond: "forever"
 
 _NS = 1_000_000_000
 _MAX_NS = 2**63 - 1  # CPython keeps socket timeouts in signed 64-bit nanoseconds
@@ -50,13 +53,17 @@ def _nanoseconds(value: object) -> int | None:
     """A timeout the kernel options express -- positive and within CPython's range -- in
     nanoseconds rounded up, as CPython rounds it; None for everything CPython must handle
     itself: 0 (non-blocking), and the negative, NaN, infinite or non-numeric values it
-    refuses."""
-    if not isinstance(value, int | float):
-        return None
+    refuses.  As in CPython, a float is a float and anything else counts if it is an
+    integer (``__index__``: ``True``, ``numpy.int64``)."""
     try:
-        ns = value * _NS if isinstance(value, int) else math.ceil(value * _NS)
-    except (OverflowError, ValueError):  # inf, nan
+        if isinstance(value, float):
+            return _in_range(math.ceil(value * _NS))
+        return _in_range(operator.index(cast(SupportsIndex, value)) * _NS)
+    except (TypeError, OverflowError, ValueError):  # not a number, inf, nan
         return None
+
+
+def _in_range(ns: int) -> int | None:
     return ns if 0 < ns <= _MAX_NS else None
 
 
@@ -69,7 +76,10 @@ def _seconds(ns: int) -> float:
 def _timeval(ns: int) -> bytes:
     """``struct timeval`` for the kernel, rounded up to the microsecond; 0 is "wait
     forever", as the kernel reads it, so no positive timeout may round down to it."""
-    return _TIMEVAL.pack(*divmod(-(-ns // 1000), 1_000_000))
+    seconds, microseconds = divmod(-(-ns // 1000), 1_000_000)
+    if seconds > _LONGEST_TIMEVAL:  # a 32-bit long: 68 years is forever enough
+        return _TIMEVAL.pack(0, 0)
+    return _TIMEVAL.pack(seconds, microseconds)
 
 
 @functools.cache
@@ -86,14 +96,15 @@ def kernel_timeouts_work() -> bool:
 
 _FOREVER = 0  # nanoseconds, as the kernel options say "no timeout"
 _UNKNOWN = -1  # a kernel option not set by this object yet
+_RECEIVE, _SEND = 0, 1
 
 
 class KernelTimeoutSocket(socket.socket):
     """A ``socket.socket`` whose timeouts are ``SO_RCVTIMEO`` / ``SO_SNDTIMEO`` on a
     blocking descriptor: no ``poll()`` before each call, no ``ioctl`` per ``settimeout()``.
 
-    ``gettimeout()``, ``settimeout()``, ``setblocking()`` and the exceptions of ``recv``,
-    ``recv_into``, ``send`` and ``sendall`` behave as a standard socket's.  A timeout of 0
+    ``gettimeout()``, ``settimeout()``, ``setblocking()``, and the exceptions of the
+    receiving and sending calls, behave as a standard socket's.  A timeout of 0
     (non-blocking) is CPython's own mode, as before.
 
     ``settimeout()`` only records the timeout; a receiving call sets ``SO_RCVTIMEO`` and a
@@ -102,6 +113,13 @@ class KernelTimeoutSocket(socket.socket):
     one for sending and the read one for receiving, so a kept-alive connection makes no
     ``setsockopt`` call at all after its first request.  The options live on the open file
     description, which ``dup()`` shares, so a duplicate shares what was set with them.
+
+    Two differences remain, neither of which urllib3 meets: the timeout bounds each wait
+    for progress, not a whole ``sendall()``; and a signal interrupting a wait starts the
+    kernel's clock again (CPython retries the call), where a standard socket counts down
+    to its deadline.  A thread that keeps receiving signals mid-read could wait longer
+    than its timeout; the middleware's reads run in server worker threads, which signals
+    are not sent to.
     """
 
     __slots__ = ("_ns", "_set", "_timeout")
@@ -121,7 +139,7 @@ class KernelTimeoutSocket(socket.socket):
             super().settimeout(value)  # 0.0, or CPython's error for a bad value
             self._timeout = super().gettimeout()
             return
-        if self._timeout == 0.0:
+        if super().gettimeout() is not None:
             super().settimeout(None)  # back from non-blocking mode
         if ns is None:
             self._timeout, self._ns = None, _FOREVER
@@ -139,48 +157,107 @@ class KernelTimeoutSocket(socket.socket):
         twin._set = self._set  # one open file description: one set of kernel options
         return twin
 
-    def _wait_at_most(self, which: int) -> None:
-        """Give the kernel option for receiving (0) or sending (1) the current timeout."""
-        option = socket.SO_RCVTIMEO if which == 0 else socket.SO_SNDTIMEO
-        self.setsockopt(socket.SOL_SOCKET, option, _timeval(self._ns))
-        self._set[which] = self._ns
+    def _wait_at_most(self, direction: int) -> None:
+        """Give the kernel option for receiving or sending the current timeout, if it holds
+        another one."""
+        ns = self._ns
+        if self._set[direction] != ns:
+            option = socket.SO_RCVTIMEO if direction == _RECEIVE else socket.SO_SNDTIMEO
+            self.setsockopt(socket.SOL_SOCKET, option, _timeval(ns))
+            self._set[direction] = ns
 
-    def _timed_out(self, error: BlockingIOError) -> OSError:
-        """EAGAIN on a blocking descriptor is the kernel timeout expiring; in non-blocking
-        mode it is what CPython raises too."""
-        return TimeoutError("timed out") if self._timeout else error
+    def _timed_out(self, error: BlockingIOError, flags: int = 0) -> OSError:
+        """EAGAIN is the kernel timeout expiring only on a blocking descriptor asked to
+        wait; otherwise (timeout 0, ``MSG_DONTWAIT``, a duplicate made non-blocking) it
+        is what CPython raises too."""
+        waited = (
+            self._timeout
+            and not flags & getattr(socket, "MSG_DONTWAIT", 0)
+            and os.get_blocking(self.fileno())
+        )
+        return TimeoutError("timed out") if waited else error
+
+    # Receiving.  Each method is CPython's, with the kernel option set first and EAGAIN
+    # reported as the timeout it is.
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self._set[0] != self._ns:
-            self._wait_at_most(0)
+        self._wait_at_most(_RECEIVE)
         try:
             return super().recv(bufsize, flags)
         except BlockingIOError as error:
-            raise self._timed_out(error) from None
+            raise self._timed_out(error, flags) from None
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        if self._set[0] != self._ns:
-            self._wait_at_most(0)
+        self._wait_at_most(_RECEIVE)
         try:
             return super().recv_into(buffer, nbytes, flags)
         except BlockingIOError as error:
-            raise self._timed_out(error) from None
+            raise self._timed_out(error, flags) from None
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        self._wait_at_most(_RECEIVE)
+        try:
+            return super().recvfrom(bufsize, flags)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        self._wait_at_most(_RECEIVE)
+        try:
+            return super().recvfrom_into(buffer, nbytes, flags)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
+        self._wait_at_most(_RECEIVE)
+        try:
+            return super().recvmsg(bufsize, ancbufsize, flags)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
+        self._wait_at_most(_RECEIVE)
+        try:
+            return super().recvmsg_into(buffers, ancbufsize, flags)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    # Sending.
 
     def send(self, data: Any, flags: int = 0) -> int:
-        if self._set[1] != self._ns:
-            self._wait_at_most(1)
+        self._wait_at_most(_SEND)
         try:
             return super().send(data, flags)
         except BlockingIOError as error:
-            raise self._timed_out(error) from None
+            raise self._timed_out(error, flags) from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        if self._set[1] != self._ns:
-            self._wait_at_most(1)
+        self._wait_at_most(_SEND)
         try:
             super().sendall(data, flags)
         except BlockingIOError as error:
-            raise self._timed_out(error) from None
+            raise self._timed_out(error, flags) from None
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        self._wait_at_most(_SEND)
+        flags = args[0] if len(args) == 2 else 0
+        try:
+            return super().sendto(data, *args)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+        self._wait_at_most(_SEND)
+        try:
+            if address is None:
+                return super().sendmsg(buffers, ancdata, flags)
+            return super().sendmsg(buffers, ancdata, flags, address)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self._wait_at_most(_SEND)  # socket.sendfile waits for writability itself, then sends
+        return super().sendfile(file, offset, count)
 
 
 def adopt(sock: socket.socket) -> socket.socket:
