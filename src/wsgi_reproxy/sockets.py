@@ -117,9 +117,9 @@ class KernelTimeoutSocket(socket.socket):
     Two differences remain, neither of which urllib3 meets: the timeout bounds each wait
     for progress, not a whole ``sendall()``; and a signal interrupting a wait starts the
     kernel's clock again (CPython retries the call), where a standard socket counts down
-    to its deadline.  A thread that keeps receiving signals mid-read could wait longer
-    than its timeout; the middleware's reads run in server worker threads, which signals
-    are not sent to.
+    to its deadline, so each signal that interrupts a wait can stretch it by up to one
+    timeout.  WSGI servers signal their workers to reload or to stop, not as a matter of
+    course.
     """
 
     __slots__ = ("_ns", "_set", "_timeout")
