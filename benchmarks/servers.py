@@ -16,6 +16,19 @@ worker ("1/2"), which halves throughput for reasons that have nothing to do with
     python benchmarks/servers.py --storage http://127.0.0.1:18081/files/
     python benchmarks/servers.py --configs gunicorn-2x8,uwsgi-4x4 --sizes 1k --duration 10
 
+To compare two versions of the middleware, check the other one out beside this one and
+alternate them, one gthread worker at a time (no accept race between workers, and the
+GIL's hand-offs between its threads count in full)::
+
+    git worktree add /tmp/before HEAD~1
+    python benchmarks/servers.py --storage http://127.0.0.1:18081/files/ \
+        --configs gunicorn-1x8 --compare /tmp/before/src --rounds 3
+
+Each configuration then runs ``--rounds`` times for this tree and for the other,
+alternately, so that the machine's drift hits both alike; the summary gives medians and
+the ratio of this tree to the other.  ``cpu µs/req`` is the server processes' CPU time
+per request (from ``/proc``).
+
 ``--storage`` is a directory URL holding ``1k.bin``, ``64k.bin`` ... (the anchors'
 nginx replica, or your own nginx); without it an embedded Python file server is started,
 which is slower than any front and so only good for trying the script out.  Needs ``wrk``
@@ -32,6 +45,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -69,6 +83,7 @@ def _uwsgi(processes: int, threads: int, *, nodelay: bool = True) -> list[str]:
 
 # name -> (command line with {port} and {uwsgi} to fill in; what it shows)
 CONFIGS: dict[str, tuple[list[str], str]] = {
+    "gunicorn-1x8": (_gunicorn(1, 8), "one gthread worker: for comparing versions"),
     "gunicorn-2x8": (_gunicorn(2, 8), "the anchors' candidate slot"),
     "gunicorn-4x4": (_gunicorn(4, 4), "more workers, fewer threads"),
     "gunicorn-gevent-2": (_gunicorn(2, 100, "gevent"), "greenlets instead of threads"),
@@ -89,6 +104,8 @@ class Result:
     p99_ms: float
     errors: str
     busy: str
+    cpu_us: float = float("nan")
+    version: str = "this tree"
 
 
 def free_port() -> int:
@@ -110,11 +127,16 @@ def uwsgi_binary() -> str | None:
 
 
 @contextlib.contextmanager
-def running(config: str, port: int, storage: str) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    config: str, port: int, storage: str, src: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``config`` serving on ``port``; with ``src``, importing ``wsgi_reproxy`` from there."""
     argv, _ = CONFIGS[config]
     uwsgi = uwsgi_binary() or "uwsgi"
     command = [word.format(port=port, uwsgi=uwsgi) for word in argv]
     env = {**os.environ, "BENCH_STORAGE": storage}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -142,6 +164,11 @@ def running(config: str, port: int, storage: str) -> Iterator[subprocess.Popen[b
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def cpu_us_per_request(before: dict[int, int], after: dict[int, int], requests: float) -> float:
+    ticks = sum(after.values()) - sum(before.get(pid, 0) for pid in after)
+    return ticks * 1e6 / os.sysconf("SC_CLK_TCK") / requests if requests else float("nan")
 
 
 def worker_cpu_ticks(pid: int) -> dict[int, int]:
@@ -189,10 +216,18 @@ def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float, 
     )
 
 
-def measure(config: str, storage: str, sizes: list[str], args: argparse.Namespace) -> list[Result]:
+def measure(
+    config: str,
+    storage: str,
+    sizes: list[str],
+    args: argparse.Namespace,
+    src: str | None = None,
+) -> list[Result]:
     port = free_port()
     results = []
-    with running(config, port, storage) as server:
+    version = "this tree" if src is None else src
+    with running(config, port, storage, src) as server:
+        print(f"  {config}: {fetch(f'http://127.0.0.1:{port}/n/version').decode().strip()}")
         for size in sizes:
             url = f"http://127.0.0.1:{port}/r/{size}.bin"
             try:
@@ -204,21 +239,48 @@ def measure(config: str, storage: str, sizes: list[str], args: argparse.Namespac
             wrk(url, args.connections, 2)  # warm-up
             before = worker_cpu_ticks(server.pid)
             rate, p50, p99, errors = wrk(url, args.connections, args.duration)
-            busy = busy_workers(before, worker_cpu_ticks(server.pid))
-            results.append(Result(config, size, rate, p50, p99, errors, busy))
+            after = worker_cpu_ticks(server.pid)
+            busy = busy_workers(before, after)
+            cpu = cpu_us_per_request(before, after, rate * args.duration)
+            results.append(Result(config, size, rate, p50, p99, errors, busy, cpu, version))
             print(f"  {config} {size}: {rate:.0f} req/s, p99 {p99:.2f} ms", file=sys.stderr)
     return results
 
 
 def report(results: list[Result], configs: list[str]) -> None:
-    print(f"\n| config | size | req/s | p50 ms | p99 ms | busy | |\n|{'---|' * 7}")
+    print(
+        f"\n| config | size | version | req/s | p50 ms | p99 ms | cpu µs/req | busy | |"
+        f"\n|{'---|' * 9}"
+    )
     for result in results:
         base = next(r for r in results if r.size == result.size and r.config == configs[0])
         ratio = result.requests_per_s / base.requests_per_s if base.requests_per_s else 0.0
         print(
-            f"| {result.config} | {result.size} | {result.requests_per_s:.0f} ({ratio:.2f}x) "
-            f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.busy} "
+            f"| {result.config} | {result.size} | {result.version} "
+            f"| {result.requests_per_s:.0f} ({ratio:.2f}x) "
+            f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.cpu_us:.0f} | {result.busy} "
             f"| {CONFIGS[result.config][1]}{'; ' + result.errors if result.errors else ''} |"
+        )
+
+
+def compare_report(results: list[Result], other: str) -> None:
+    """Medians per configuration and size, this tree against ``other``."""
+    print(
+        f"\n| config | size | this tree req/s | {other} req/s | ratio | cpu µs/req |\n|{'---|' * 6}"
+    )
+    keys = dict.fromkeys((r.config, r.size) for r in results)
+    for config, size in keys:
+        runs = [r for r in results if (r.config, r.size) == (config, size)]
+        ours = [r for r in runs if r.version == "this tree"]
+        theirs = [r for r in runs if r.version != "this tree"]
+        rate = statistics.median(r.requests_per_s for r in ours)
+        other_rate = statistics.median(r.requests_per_s for r in theirs)
+        cpu = statistics.median(r.cpu_us for r in ours)
+        other_cpu = statistics.median(r.cpu_us for r in theirs)
+        ratio = rate / other_rate if other_rate else float("nan")
+        print(
+            f"| {config} | {size} | {rate:.0f} | {other_rate:.0f} | {ratio:.2f}x "
+            f"| {cpu:.0f} vs {other_cpu:.0f} |"
         )
 
 
@@ -229,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1k,64k", help="from " + ",".join(SIZES))
     parser.add_argument("--duration", type=int, default=8, help="seconds of wrk per size")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--compare", help="another src/ folder with wsgi_reproxy: alternate")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each configuration")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("servers.py needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -250,12 +314,21 @@ def main(argv: list[str] | None = None) -> int:
         print("no --storage: embedded Python file server (it bounds every figure)", file=sys.stderr)
         storage, embedded = embedded_storage({name: SIZES[name] for name in sizes})
     try:
-        results = [r for config in configs for r in measure(config, storage, sizes, args)]
+        versions: list[str | None] = [None] if args.compare is None else [None, args.compare]
+        results = [
+            result
+            for _ in range(args.rounds)
+            for config in configs
+            for src in versions
+            for result in measure(config, storage, sizes, args, src)
+        ]
     finally:
         if embedded is not None:
             embedded.terminate()
             embedded.wait()
     report(results, configs)
+    if args.compare is not None:
+        compare_report(results, args.compare)
     print(
         f"\nwrk -t1 -c{args.connections} -d{args.duration}s after a 2 s warm-up; "
         f"{os.cpu_count()} cores; storage {storage}"
