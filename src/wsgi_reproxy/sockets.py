@@ -18,16 +18,17 @@ requests per second (9-21 % for 64 KiB; see ``docs/performance.rst``).
 :class:`KernelTimeoutSocket` keeps the descriptor blocking and hands the timeout to the
 kernel instead (``SO_RCVTIMEO`` / ``SO_SNDTIMEO``): a ``recv`` that waits longer fails
 with ``EAGAIN``, which it raises as the same :class:`TimeoutError` (``socket.timeout``)
-a standard socket raises, so urllib3 and ``http.client`` see no difference.  Setting the
-timeout it already has does nothing.  The timeout then bounds each wait for progress
+a standard socket raises, so urllib3 and ``http.client`` see no difference.
+``settimeout()`` only records the timeout; the kernel option is set before the next call
+that waits, and only if it changed.  The timeout then bounds each wait for progress
 rather than a whole ``sendall()`` -- what urllib3 documents its read timeout to be --
 and a signal that interrupts a wait starts the kernel's clock again (see the class).
 
 Only what the middleware's own pool connects is adopted, after the connection is made (the
 connect timeout keeps CPython's semantics), and only where :func:`kernel_timeouts_work`
-proves the platform keeps the option as set (Linux and the BSDs do; Windows takes
-milliseconds, and keeps the standard sockets).  TLS connections wrap the socket in an
-``ssl.SSLSocket``, which applies the timeout the standard way.
+proves the platform keeps the option as set (Linux does; on Windows, which takes
+milliseconds, and wherever the probe fails, sockets stay standard).  TLS connections
+wrap the socket in an ``ssl.SSLSocket``, which applies the timeout the standard way.
 """
 
 from __future__ import annotations
