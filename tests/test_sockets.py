@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -452,3 +454,47 @@ def test_timeouts_beyond_a_32_bit_timeval_mean_forever(monkeypatch: pytest.Monke
         2**31 - 1,
         0,
     )
+
+
+GREEN_SCRIPT = """
+import sys
+if sys.argv[1] == "patch first":
+    from gevent import monkey; monkey.patch_all()
+    from wsgi_reproxy import sockets
+else:
+    from wsgi_reproxy import sockets
+    from gevent import monkey; monkey.patch_all()
+import socket, time, gevent
+ours, peer = socket.socketpair()
+ours.settimeout(0.3)
+adopted = sockets.adopt(ours)
+ticks = []
+def tick():
+    for n in range(5):
+        ticks.append(n)
+        gevent.sleep(0.02)
+gevent.spawn(tick)
+started = time.monotonic()
+try:
+    adopted.recv(1)
+except TimeoutError:
+    print(type(adopted).__module__, len(ticks), time.monotonic() - started)
+"""
+
+
+@pytest.mark.parametrize("order", ["patch first", "import first"])
+def test_gevent_sockets_are_never_adopted(order: str) -> None:
+    """Under gevent (gunicorn's gevent worker) a kernel timeout would never fire on its
+    non-blocking descriptors, and a blocking one would stop every greenlet: sockets stay
+    gevent's, time out on gevent's clock, and other greenlets run meanwhile."""
+    pytest.importorskip("gevent")
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", GREEN_SCRIPT, order],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    module, ticks, waited = done.stdout.split() or ["", "", "nan"]
+    assert module.startswith("gevent"), done.stderr
+    assert ticks == "5"  # the other greenlet ran while this one waited
+    assert 0.25 <= float(waited) < 5.0

@@ -261,10 +261,27 @@ class KernelTimeoutSocket(socket.socket):
         return super().sendfile(file, offset, count)
 
 
+_STANDARD_SOCKET = socket.socket  # as this module found it
+
+
+def _sockets_are_standard() -> bool:
+    """No green-thread library has replaced ``socket.socket``, now or before this module
+    was imported.  gevent and eventlet (gunicorn's ``gevent`` and ``eventlet`` workers)
+    swap in sockets that wait on their event loop and keep descriptors non-blocking: a
+    kernel timeout would never fire on them, and a blocking descriptor would stop every
+    greenlet of the process while it waits."""
+    return socket.socket is _STANDARD_SOCKET and _STANDARD_SOCKET.__module__ == "socket"
+
+
 def adopt(sock: socket.socket) -> socket.socket:
     """The connected ``sock`` as a :class:`KernelTimeoutSocket` with the same timeout, or
-    ``sock`` itself where the platform's kernel timeouts cannot be relied on."""
-    if type(sock) is not socket.socket or not kernel_timeouts_work():
+    ``sock`` itself: under gevent or eventlet, and where the platform's kernel timeouts
+    cannot be relied on."""
+    if (
+        type(sock) is not _STANDARD_SOCKET
+        or not _sockets_are_standard()
+        or not kernel_timeouts_work()
+    ):
         return sock
     timeout = sock.gettimeout()
     adopted = KernelTimeoutSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
