@@ -13,13 +13,14 @@ import json
 import shutil
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import urllib3
 
-from upstreams import FILES, FileServer, closed_port_url
+from upstreams import FILES, FileServer, ScriptedServer, closed_port_url, stall_before_status
 from wsgi_servers import ServerProcess, uwsgi_binary
 
 pytestmark = pytest.mark.slow
@@ -40,15 +41,20 @@ def storage():
         yield server
 
 
+@pytest.fixture(scope="module")
+def stalled():
+    with ScriptedServer(stall_before_status()) as server:
+        yield server
+
+
 @pytest.fixture(scope="module", params=KINDS)
-def server(request, storage):
+def server(request, storage, stalled):
     if not _available(request.param):
         pytest.fail(f"{request.param} is not installed: pip install -e '.[test]'")
     dead = closed_port_url("").rstrip("/")
     replicas = f"{dead} {storage.base}/missing {storage.base}"
-    with ServerProcess(
-        request.param, {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4"}, threads=4
-    ) as process:
+    env = {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4", "RP_STALL": stalled.url("/x")}
+    with ServerProcess(request.param, env, threads=4) as process:
         yield process
 
 
@@ -122,3 +128,38 @@ def test_hang_up_mid_body_leaves_the_server_serving(server, client):
         time.sleep(0.1)
     assert stats["calls"] - before["calls"] == 4
     assert stats["closed"] == stats["calls"], server.output()
+
+
+def test_the_middlewares_own_pool_serves_byte_exact(server, client):
+    """R5 through the middleware's own connections (kernel-kept timeouts where the server's
+    sockets are the standard ones, gevent's own under the gevent worker)."""
+    for _ in range(2):  # the second one on a kept-alive upstream connection
+        response = client.request("GET", server.base + "/o/1m.bin")
+        assert (response.status, response.data) == (200, FILES["1m.bin"])
+
+
+def test_a_stalled_target_times_out_without_stalling_the_server(server, client):
+    """R5.4: a target that never answers costs the read timeout (1 s here) and a 504, not a
+    hung request; and, on servers that serve concurrently, other requests go on meanwhile
+    (under gevent a blocking socket would stop every greenlet of the worker)."""
+    outcome = {}
+
+    def stalled_request():
+        started = time.monotonic()
+        response = client.request("GET", server.base + "/s/x", timeout=20)
+        outcome["status"] = response.status
+        outcome["stalled_for"] = time.monotonic() - started
+        outcome["finished"] = time.monotonic()
+
+    waiting = threading.Thread(target=stalled_request)
+    waiting.start()
+    time.sleep(0.2)
+    if server.kind != "gunicorn-sync":  # one request at a time, by design
+        response = client.request("GET", server.base + "/n/thing", timeout=20)
+        passed_through = time.monotonic()
+        assert response.status == 200
+    waiting.join(30)
+    assert outcome["status"] == 504, server.output()
+    assert 0.9 <= outcome["stalled_for"] < 10
+    if server.kind != "gunicorn-sync":
+        assert passed_through < outcome["finished"] - 0.3, "the server stalled with the target"

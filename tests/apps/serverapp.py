@@ -4,11 +4,14 @@ Configured from the environment, because it runs in another process:
 
 ``RP_REPLICAS``   space-separated base URLs of storage replicas (FileServer instances)
 ``RP_POOL_SIZE``  maxsize of the middleware's PoolManager (block=True), default 2
+``RP_STALL``      a URL that never answers (a ScriptedServer), for ``/s/``
 
-Routes: ``/r/<name>`` reproxies ``<replica>/files/<name>`` for every replica in order;
-``/n/<name>`` is not enabled (the app answers itself); ``/stats`` reports how many app
-iterables were created and closed, so a test can assert "closed exactly once" across the
-process boundary.
+Routes: ``/r/<name>`` reproxies ``<replica>/files/<name>`` for every replica in order,
+through a plain urllib3 ``PoolManager`` passed as ``pool``; ``/o/<name>`` does the same
+through the middleware's own pool (its connections, its sockets), and ``/s/<name>``
+reproxies ``RP_STALL`` through it with a 1 s read timeout; ``/n/<name>`` is not enabled
+(the app answers itself); ``/stats`` reports how many app iterables were created and
+closed, so a test can assert "closed exactly once" across the process boundary.
 """
 
 from __future__ import annotations
@@ -49,9 +52,12 @@ def backend(environ, start_response):
         )
         return [body]
     name = path.rpartition("/")[2]
-    if path.startswith("/r/") and can_reproxy(environ):
+    if path.startswith(("/r/", "/o/", "/s/")) and can_reproxy(environ):
         replicas = os.environ["RP_REPLICAS"].split()
-        headers = reproxy_headers(*(f"{base}/files/{name}" for base in replicas))
+        urls = [f"{base}/files/{name}" for base in replicas]
+        if path.startswith("/s/"):
+            urls = [os.environ["RP_STALL"]]
+        headers = reproxy_headers(*urls)
         start_response("200 OK", [("Content-Type", "application/x-app"), *headers])
         return _Counted([b"IGNORED"])
     body = f"plain {name}\n".encode()
@@ -62,10 +68,21 @@ def backend(environ, start_response):
 pool = urllib3.PoolManager(
     maxsize=int(os.environ.get("RP_POOL_SIZE", "2")), block=True, retries=False
 )
-application = ReproxyMiddleware(
+shared_pool = ReproxyMiddleware(
     backend,
     allow=["/r/"],
     preserve=["Content-Type"],
     pool=pool,
     timeout=urllib3.Timeout(connect=2, read=5),
 )
+own_pool = ReproxyMiddleware(
+    backend,
+    allow=["/o/", "/s/"],
+    preserve=["Content-Type"],
+    timeout=urllib3.Timeout(connect=2, read=1),
+)
+
+
+def application(environ, start_response):
+    middleware = own_pool if environ["PATH_INFO"].startswith(("/o/", "/s/")) else shared_pool
+    return middleware(environ, start_response)
