@@ -31,11 +31,10 @@ def free_port() -> int:
 def command(kind: str, port: int, threads: int, app: str, chdir: Path) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if kind.startswith("gunicorn-"):
-        worker = kind.removeprefix("gunicorn-")
+        # "gunicorn-gevent-preload": the app imported before the worker patches sockets.
+        worker, _, preload = kind.removeprefix("gunicorn-").partition("-")
         return [
-            sys.executable,
-            "-m",
-            "gunicorn",
+            *([sys.executable, "-m", "gunicorn"] + (["--preload"] if preload else [])),
             "-b",
             bind,
             "-w",

@@ -11,7 +11,8 @@ through a plain urllib3 ``PoolManager`` passed as ``pool``; ``/o/<name>`` does t
 through the middleware's own pool (its connections, its sockets), and ``/s/<name>``
 reproxies ``RP_STALL`` through it with a 1 s read timeout; ``/n/<name>`` is not enabled
 (the app answers itself); ``/stats`` reports how many app iterables were created and
-closed, so a test can assert "closed exactly once" across the process boundary.
+closed, so a test can assert "closed exactly once" across the process boundary, and
+``/sockets`` the classes of the sockets the own pool keeps.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class _Counted:
 
 def backend(environ, start_response):
     path = environ["PATH_INFO"]
-    if path == "/stats":
+    if path in ("/stats", "/sockets"):
         with _lock:
-            body = json.dumps(_stats).encode()
+            body = json.dumps(_stats if path == "/stats" else _own_sockets()).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
@@ -81,6 +82,18 @@ own_pool = ReproxyMiddleware(
     preserve=["Content-Type"],
     timeout=urllib3.Timeout(connect=2, read=1),
 )
+
+
+def _own_sockets():
+    """The classes of the sockets kept in the own pool's connections, as module.name."""
+    found = []
+    for key in own_pool.pool.pools.keys():  # noqa: SIM118 (the container refuses iteration)
+        connections = own_pool.pool.pools[key].pool
+        for connection in list(connections.queue) if connections is not None else []:
+            if connection is not None and connection.sock is not None:
+                kind = type(connection.sock)
+                found.append(f"{kind.__module__}.{kind.__qualname__}")
+    return found
 
 
 def application(environ, start_response):
