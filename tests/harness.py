@@ -155,3 +155,14 @@ def reproxy_app(*urls: str, **kwargs: Any) -> BackendApp:
     ]
     headers += kwargs.pop("extra_headers", [])
     return BackendApp(headers=headers, **kwargs)
+
+
+def own_pool_middleware(url: str, port: int, *, refuse_local: bool, **kwargs: Any) -> Any:
+    """A middleware on its own pool (guarded with ``refuse_local``, then allowing the test
+    server on 127.0.0.1:``port``) in front of a backend asking for ``url``."""
+    from wsgi_reproxy import ReproxyMiddleware
+
+    hosts = [f"127.0.0.1:{port}"] if refuse_local else None
+    return ReproxyMiddleware(
+        reproxy_app(url), allow=["/r/"], upstream_hosts=hosts, refuse_local=refuse_local, **kwargs
+    )

@@ -18,7 +18,7 @@ import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import call, reproxy_app
+from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, ScriptedServer
 from wsgi_reproxy import ReproxyMiddleware, heads
 from wsgi_reproxy.heads import (
@@ -364,13 +364,7 @@ def test_the_middlewares_own_pools_read_heads_quickly(
     files: FileServer, refuse_local: bool
 ) -> None:
     """R5: the pool a middleware makes (guarded or not) uses HeadResponse, and serves."""
-    hosts = [f"127.0.0.1:{files.port}"] if refuse_local else None
-    mw = ReproxyMiddleware(
-        reproxy_app(files.url("/files/small.txt")),
-        allow=["/r/"],
-        upstream_hosts=hosts,
-        refuse_local=refuse_local,
-    )
+    mw = own_pool_middleware(files.url("/files/small.txt"), files.port, refuse_local=refuse_local)
     for scheme in ("http", "https"):
         pool_class = mw.pool.pool_classes_by_scheme[scheme]
         assert pool_class.ConnectionCls.response_class is HeadResponse  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import call, reproxy_app
+from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, Handler, ScriptedServer, stall_mid_body
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError, sockets
 from wsgi_reproxy.sockets import KernelTimeoutSocket, adopt, kernel_timeouts_work
@@ -382,11 +382,9 @@ def test_the_middlewares_connections_keep_a_blocking_descriptor(refuse_local: bo
     """R5: after reproxied requests, the kept-alive upstream sockets are kernel-timeout
     sockets with the read timeout, and never went non-blocking (no poll per call)."""
     with FileServer() as files:
-        hosts = [f"127.0.0.1:{files.port}"] if refuse_local else None
-        mw = ReproxyMiddleware(
-            reproxy_app(files.url("/files/small.txt")),
-            allow=["/r/"],
-            upstream_hosts=hosts,
+        mw = own_pool_middleware(
+            files.url("/files/small.txt"),
+            files.port,
             refuse_local=refuse_local,
             timeout=urllib3.Timeout(connect=3.0, read=7.0),
         )

@@ -39,7 +39,8 @@ import operator
 import os
 import socket
 import struct
-from typing import Any, Self, SupportsIndex, cast
+from collections.abc import Callable
+from typing import Any, Self, SupportsIndex, TypeVar, cast
 
 __all__ = ["KernelTimeoutSocket", "adopt", "kernel_timeouts_work"]
 
@@ -94,6 +95,8 @@ def kernel_timeouts_work() -> bool:
         return False
     return len(raw) == _TIMEVAL.size and _TIMEVAL.unpack(raw) == (1, 500_000)
 
+
+T = TypeVar("T")
 
 _FOREVER = 0  # nanoseconds, as the kernel options say "no timeout"
 _UNKNOWN = -1  # a kernel option not set by this object yet
@@ -178,83 +181,46 @@ class KernelTimeoutSocket(socket.socket):
         )
         return TimeoutError("timed out") if waited else error
 
-    # Receiving.  Each method is CPython's, with the kernel option set first and EAGAIN
-    # reported as the timeout it is.
+    def _waiting(self, direction: int, flags: int, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` -- one of CPython's receiving or sending calls -- with the kernel
+        option for ``direction`` set first and EAGAIN reported as the timeout it is."""
+        self._wait_at_most(direction)
+        try:
+            return call(*args)
+        except BlockingIOError as error:
+            raise self._timed_out(error, flags) from None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recv(bufsize, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_RECEIVE, flags, super().recv, bufsize, flags)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recv_into(buffer, nbytes, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_RECEIVE, flags, super().recv_into, buffer, nbytes, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recvfrom(bufsize, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_RECEIVE, flags, super().recvfrom, bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recvfrom_into(buffer, nbytes, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_RECEIVE, flags, super().recvfrom_into, buffer, nbytes, flags)
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recvmsg(bufsize, ancbufsize, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_RECEIVE, flags, super().recvmsg, bufsize, ancbufsize, flags)
 
     def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> Any:
-        self._wait_at_most(_RECEIVE)
-        try:
-            return super().recvmsg_into(buffers, ancbufsize, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
-
-    # Sending.
+        return self._waiting(_RECEIVE, flags, super().recvmsg_into, buffers, ancbufsize, flags)
 
     def send(self, data: Any, flags: int = 0) -> int:
-        self._wait_at_most(_SEND)
-        try:
-            return super().send(data, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_SEND, flags, super().send, data, flags)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self._wait_at_most(_SEND)
-        try:
-            super().sendall(data, flags)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        self._waiting(_SEND, flags, super().sendall, data, flags)
 
-    def sendto(self, data: Any, *args: Any) -> int:
-        self._wait_at_most(_SEND)
+    def sendto(self, data: Any, *args: Any) -> int:  # (data, address) or (data, flags, address)
         flags = args[0] if len(args) == 2 else 0
-        try:
-            return super().sendto(data, *args)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        return self._waiting(_SEND, flags, super().sendto, data, *args)
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
-        self._wait_at_most(_SEND)
-        try:
-            if address is None:
-                return super().sendmsg(buffers, ancdata, flags)
-            return super().sendmsg(buffers, ancdata, flags, address)
-        except BlockingIOError as error:
-            raise self._timed_out(error, flags) from None
+        extra = () if address is None else (address,)
+        return self._waiting(_SEND, flags, super().sendmsg, buffers, ancdata, flags, *extra)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         self._wait_at_most(_SEND)  # socket.sendfile waits for writability itself, then sends
