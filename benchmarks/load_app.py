@@ -12,7 +12,12 @@ inside is exposed on ``GET /stats`` (a path the middleware does not enable):
 * ``app``: app iterables created and closed (each must be closed exactly once, R4.4);
 * ``rss_kib`` / ``hwm_kib``: the worker's ``VmRSS`` and peak ``VmHWM``; ``objects``: how
   many objects the garbage collector tracks, to tell a Python-level leak (objects grow
-  with requests) from allocator fragmentation (RSS grows, objects do not).
+  with requests) from allocator fragmentation (RSS grows, objects do not);
+* with ``?trim=1`` also ``trimmed_rss_kib``: ``VmRSS`` again after glibc's
+  ``malloc_trim(0)`` has given the freed memory it keeps back to the system (``null``
+  without glibc).  What is left is the memory still in use; the difference is memory the
+  allocator keeps for reuse, which RSS counts but nothing holds.  Asked for at the end
+  only: trimming earlier would change what the untrimmed RSS measures afterwards.
 
 Configured by the environment, because it runs in another process:
 
@@ -27,6 +32,8 @@ bytes, by FIN or RST), followed by one good replica unless ``alone=1``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
@@ -100,11 +107,23 @@ def _memory_kib() -> dict[str, int]:
     return {"rss_kib": fields["VmRSS"], "hwm_kib": fields["VmHWM"]}
 
 
-def _stats(start_response: StartResponse) -> list[bytes]:
+def _trimmed_rss_kib() -> int | None:
+    """VmRSS after glibc's ``malloc_trim(0)``; None where there is no such function."""
+    libc_name = ctypes.util.find_library("c")
+    malloc_trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
+    if malloc_trim is None:
+        return None
+    malloc_trim(0)
+    return _memory_kib()["rss_kib"]
+
+
+def _stats(start_response: StartResponse, trim: bool) -> list[bytes]:
     with _lock:
         snapshot: dict[str, Any] = {"events": dict(_events), "app": dict(_app_counts)}
     gc.collect()  # so that "objects" counts what is still referenced, not garbage
     snapshot.update(pid=os.getpid(), objects=len(gc.get_objects()), **_memory_kib())
+    if trim:
+        snapshot["trimmed_rss_kib"] = _trimmed_rss_kib()
     body = json.dumps(snapshot).encode()
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
@@ -127,12 +146,12 @@ def _urls(name: str, query: dict[str, list[str]]) -> list[str]:
 def backend(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """``/stats``, or a reproxy answer for ``/r/<name>``; the body is a placeholder."""
     path = environ.get("PATH_INFO", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
     if path == "/stats":
-        return _stats(start_response)
+        return _stats(start_response, trim=query.get("trim") == ["1"])
     if not (path.startswith("/r/") and can_reproxy(environ)):
         start_response("404 Not Found", [("Content-Length", "0")])
         return _Counted([])
-    query = parse_qs(environ.get("QUERY_STRING", ""))
     headers = reproxy_headers(*_urls(path.removeprefix("/r/"), query))
     start_response("200 OK", [("Content-Type", APP_CONTENT_TYPE), *headers])
     return _Counted([b"discarded by the middleware"])

@@ -113,6 +113,18 @@ def test_worker_memory_stays_flat_and_the_log_clean(report):
     assert report.failures() == []
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="malloc_trim is glibc's")
+def test_memory_in_use_at_the_end_is_no_more_than_after_warm_up(report):
+    """What RSS gains after warm-up is memory freed and kept by malloc for reuse: with it
+    given back, the worker is no bigger than it was after warm-up (2 MiB of slack)."""
+    trimmed = report.end.trimmed_rss_kib
+    assert trimmed is not None
+    assert trimmed <= report.end.rss_kib
+    assert trimmed <= report.warm.rss_kib + 2 * loadtest.KIB
+    assert "freed but kept by malloc" in report.render()
+
+
 # -- the client's judge, without a server ------------------------------------------------------
 
 NAME = "200k.bin"

@@ -165,6 +165,14 @@ class LoadReport:
         ]
         return rows
 
+    def _trimmed_row(self) -> str:
+        """The memory still in use at the end, and what glibc kept of what was freed."""
+        trimmed = self.end.trimmed_rss_kib
+        if trimmed is None:
+            return "not measured (no malloc_trim: not glibc)"
+        kept = self.end.rss_kib - trimmed
+        return f"{trimmed / KIB:.1f} MiB ({kept / KIB:.1f} MiB freed but kept by malloc)"
+
     def _worker_rows(self) -> list[tuple[str, str]]:
         start, warm, end, wall = self.start, self.warm, self.end, self.wall
         return [
@@ -181,6 +189,7 @@ class LoadReport:
                 "RSS growth after warm-up",
                 f"{self.rss_growth_kib / KIB:+.1f} MiB (limit {self.config.rss_limit_mib:g})",
             ),
+            ("worker RSS at the end, allocator trimmed", self._trimmed_row()),
             (
                 "python objects (gc) start / after warm-up / end",
                 f"{start.objects} / {warm.objects} / {end.objects}",

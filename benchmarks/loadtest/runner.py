@@ -18,7 +18,8 @@ from .server import Gunicorn, unexpected_tracebacks
 def _measure(
     server: Gunicorn, replicas: Sequence[Replica], plans: Sequence[Planned], config: LoadConfig
 ) -> LoadReport:
-    """Run the warm-up, then the rest; worker stats at start, after warm-up and at the end."""
+    """Run the warm-up, then the rest; worker stats at start, after warm-up and at the end
+    (with the RSS that is left once the allocator has returned its freed memory)."""
     warmup = min(config.warmup, len(plans))
     start = server.stats()
     began = time.monotonic()
@@ -27,7 +28,7 @@ def _measure(
     warm = server.settled_stats()
     outcomes += drive(server.port, plans[warmup:], config.clients, deadline, config.timeout)
     wall = time.monotonic() - began
-    end = server.settled_stats()
+    end = server.settled_stats(trim=True)
     return LoadReport(
         config, outcomes, [ReplicaCounts.of(r) for r in replicas], start, warm, end, wall
     )

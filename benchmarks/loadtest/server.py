@@ -35,6 +35,9 @@ class WorkerStats:
     app_created: int
     app_closed: int
     events: dict[str, int]
+    # VmRSS after malloc_trim(0): the memory still in use (asked for at the end only;
+    # None when not asked, or without glibc)
+    trimmed_rss_kib: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerStats:
@@ -46,6 +49,7 @@ class WorkerStats:
             int(app.get("created", 0)),
             int(app.get("closed", 0)),
             dict(data["events"]),
+            None if data.get("trimmed_rss_kib") is None else int(data["trimmed_rss_kib"]),
         )
 
 
@@ -118,11 +122,12 @@ class Gunicorn:
             return
         raise RuntimeError(f"gunicorn did not answer in {timeout}s:\n{self._read_log()}")
 
-    def stats(self) -> WorkerStats:
-        """The worker's own view: log events, app iterables, memory."""
+    def stats(self, *, trim: bool = False) -> WorkerStats:
+        """The worker's own view: log events, app iterables, memory (``trim``: also the
+        RSS once the allocator has returned the freed memory it keeps)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
-            conn.request("GET", "/stats")
+            conn.request("GET", "/stats?trim=1" if trim else "/stats")
             response = conn.getresponse()
             if response.status != 200:
                 raise OSError(f"/stats answered {response.status}")
@@ -130,7 +135,7 @@ class Gunicorn:
         finally:
             conn.close()
 
-    def settled_stats(self, timeout: float = 10.0) -> WorkerStats:
+    def settled_stats(self, timeout: float = 10.0, *, trim: bool = False) -> WorkerStats:
         """Stats once every app iterable the worker created has been closed (or the timeout):
         gunicorn closes a response after the client already has its last byte."""
         deadline = time.monotonic() + timeout
@@ -138,6 +143,8 @@ class Gunicorn:
         while stats.app_created != stats.app_closed and time.monotonic() < deadline:
             time.sleep(0.1)
             stats = self.stats()
+        if trim:
+            stats = self.stats(trim=True)
         return stats
 
     def _read_log(self) -> str:
