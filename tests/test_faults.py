@@ -31,7 +31,9 @@ from upstreams import (
     stall_mid_body,
     stall_mid_headers,
 )
-from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
+from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, UpstreamBodyError
+from wsgi_reproxy.heads import HeadResponse
+from wsgi_reproxy.pools import DEFAULT_POOL_MAXSIZE
 
 SMALL = FILES["small.txt"]
 
@@ -244,14 +246,26 @@ def test_tls_failure_fails_over(tls_server, file_server, caplog):
     assert_pool_healthy(mw, file_server)
 
 
-def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca):
+@pytest.mark.parametrize("pool_class", [urllib3.PoolManager, ReproxyPoolManager])
+def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca, pool_class):
+    """A private CA goes in a pool of one's own, kept alive either way; built as a
+    ReproxyPoolManager it keeps the middleware's speed-ups (origin pools remembered,
+    quick response heads) and room for a threaded server's connections."""
+    port = urllib3.util.parse_url(tls_server).port
     with tls_ca.cert_pem.tempfile() as ca_file:
-        pool = urllib3.PoolManager(ca_certs=ca_file, retries=False)
+        pool = pool_class(ca_certs=ca_file)
         try:
-            result = call(middleware(tls_server, pool=pool), "/r/f")
+            mw = middleware(tls_server, pool=pool)
+            results = [call(mw, "/r/f") for _ in range(3)]
+            served_by = pool.connection_from_host("127.0.0.1", port, scheme="https")
+            if pool_class is ReproxyPoolManager:
+                assert pool._by_origin == {("https", "127.0.0.1", port): served_by}
+                assert served_by.ConnectionCls.response_class is HeadResponse
+                assert served_by.pool.maxsize == DEFAULT_POOL_MAXSIZE
         finally:
             pool.clear()
-    assert (result.code, result.body) == (200, SMALL)
+    assert [(r.code, r.body) for r in results] == [(200, SMALL)] * 3
+    assert served_by.num_connections == 1  # one TLS handshake, then kept alive
 
 
 def test_kept_alive_connection_closed_under_us_is_retried_once(scripted, caplog):

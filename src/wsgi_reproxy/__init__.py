@@ -23,6 +23,7 @@ from .middleware import (
     ReproxyMiddleware,
     can_reproxy,
 )
+from .pools import ReproxyPoolManager
 
 __all__ = [
     "CAPABILITY",
@@ -33,6 +34,7 @@ __all__ = [
     "AllUpstreamsFailed",
     "ReproxyError",
     "ReproxyMiddleware",
+    "ReproxyPoolManager",
     "UpstreamBodyError",
     "UpstreamError",
     "__version__",

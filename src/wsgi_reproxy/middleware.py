@@ -109,7 +109,8 @@ class ReproxyMiddleware:
     :param forward: client request headers sent to the target (replaces the default list).
     :param timeout: seconds (connect and read) or a ``urllib3.Timeout``.
     :param pool: a ``urllib3.PoolManager`` to share, used as is; by default the middleware
-        owns one, tuned for reproxying (:mod:`wsgi_reproxy.pools`).
+        owns one, tuned for reproxying.  Build yours as a :class:`ReproxyPoolManager` to
+        keep that tuning with settings of your own (a private CA, say).
     :param pool_maxsize: connections the middleware's own pool keeps per storage host
         (``None``: 32): at least the server's threads (or greenlets) per process.
     :param pool_block: when every connection to a host is busy, wait for one (``True``)

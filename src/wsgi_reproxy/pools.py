@@ -11,7 +11,8 @@ two things urllib3 redoes on every request are done once here:
   keep their timeouts in the kernel (:mod:`wsgi_reproxy.connections`).
 
 Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
-A ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without either.
+A plain ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without
+either; a :class:`ReproxyPoolManager` built by the user (for TLS options, say) keeps both.
 """
 
 from __future__ import annotations
@@ -32,9 +33,24 @@ Origin = tuple[str, str, "int | None"]
 
 
 class ReproxyPoolManager(urllib3.PoolManager):
-    """A ``urllib3.PoolManager`` that remembers each origin's pool, on quicker connections."""
+    """A ``urllib3.PoolManager`` with the middleware's speed-ups, to pass as ``pool=``.
+
+    The middleware builds one for itself.  Build your own when the pool needs settings of
+    its own -- a private CA (``ca_certs=``), client certificates (``cert_file=``,
+    ``key_file=``), ``source_address=``, one pool shared by several middlewares -- and
+    pass it as ``pool=``: a plain ``PoolManager`` is used as is, without the speed-ups;
+    this one keeps them (each origin's connection pool remembered, plain response heads
+    read without the ``email`` parser and, for ``http``, timeouts kept by the kernel).
+
+    It takes ``urllib3.PoolManager``'s arguments, with room for a threaded server by
+    default: ``num_pools=64`` and ``maxsize=32`` (urllib3's are 10 and 1).  Size ``maxsize``
+    and ``block`` as described for the middleware's ``pool_maxsize`` and ``pool_block``.
+    The middleware still sets ``retries``, ``redirect`` and ``timeout`` on each request.
+    For anything else it is an ordinary ``PoolManager``.
+    """
 
     def __init__(self, num_pools: int = 64, **connection_pool_kw: Any) -> None:
+        connection_pool_kw.setdefault("maxsize", DEFAULT_POOL_MAXSIZE)
         super().__init__(num_pools=num_pools, **connection_pool_kw)
         self.pool_classes_by_scheme = pool_classes()
         self._max_origins = num_pools
