@@ -15,9 +15,8 @@ inside is exposed on ``GET /stats`` (a path the middleware does not enable):
   with requests) from allocator fragmentation (RSS grows, objects do not);
 * with ``?trim=1`` also ``trimmed_rss_kib``: ``VmRSS`` again after glibc's
   ``malloc_trim(0)`` has given the freed memory it keeps back to the system (``null``
-  without glibc).  What is left is the memory still in use; the difference is memory the
-  allocator keeps for reuse, which RSS counts but nothing holds.  Asked for at the end
-  only: trimming earlier would change what the untrimmed RSS measures afterwards.
+  when malloc is not glibc's).  What is left is the memory in use; the difference is
+  memory the allocator keeps for reuse, which RSS counts but nothing holds.
 
 Configured by the environment, because it runs in another process:
 
@@ -33,11 +32,11 @@ bytes, by FIN or RST), followed by one good replica unless ``alone=1``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import json
 import logging
 import os
+import platform
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -108,11 +107,12 @@ def _memory_kib() -> dict[str, int]:
 
 
 def _trimmed_rss_kib() -> int | None:
-    """VmRSS after glibc's ``malloc_trim(0)``; None where there is no such function."""
-    libc_name = ctypes.util.find_library("c")
-    malloc_trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
-    if malloc_trim is None:
-        return None
+    """VmRSS after glibc's ``malloc_trim(0)``; None unless malloc is glibc's."""
+    if platform.libc_ver()[0] != "glibc" or os.environ.get("LD_PRELOAD"):
+        return None  # musl, macOS ... or another allocator preloaded (jemalloc)
+    malloc_trim = ctypes.CDLL(None).malloc_trim
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
     malloc_trim(0)
     return _memory_kib()["rss_kib"]
 

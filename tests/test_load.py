@@ -16,6 +16,7 @@ detector cannot see a truncated body would pass for the wrong reason.
 from __future__ import annotations
 
 import importlib.util
+import platform
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +50,7 @@ CONFIG = loadtest.LoadConfig(
     timeout=10.0,
     deadline=30.0,
     seed=7,
+    in_use_limit_mib=2.0,
 )
 
 
@@ -114,15 +116,15 @@ def test_worker_memory_stays_flat_and_the_log_clean(report):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(sys.platform != "linux", reason="malloc_trim is glibc's")
-def test_memory_in_use_at_the_end_is_no_more_than_after_warm_up(report):
-    """What RSS gains after warm-up is memory freed and kept by malloc for reuse: with it
-    given back, the worker is no bigger than it was after warm-up (2 MiB of slack)."""
-    trimmed = report.end.trimmed_rss_kib
-    assert trimmed is not None
-    assert trimmed <= report.end.rss_kib
-    assert trimmed <= report.warm.rss_kib + 2 * loadtest.KIB
-    assert "freed but kept by malloc" in report.render()
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_memory_in_use_stays_flat_after_warm_up(report):
+    """RSS also counts freed memory that malloc keeps for reuse; with it given back
+    (malloc_trim) at both ends, the memory in use must not grow with requests."""
+    growth = report.in_use_growth_kib
+    assert growth is not None
+    assert growth <= CONFIG.in_use_limit_mib * loadtest.KIB
+    assert report.end.trimmed_rss_kib <= report.end.rss_kib
+    assert "malloc kept" in report.render()
 
 
 # -- the client's judge, without a server ------------------------------------------------------

@@ -21,6 +21,7 @@ class LoadConfig:
     pool_maxsize: int = 8
     warmup: int = 200
     rss_limit_mib: float = 20.0
+    in_use_limit_mib: float = 5.0
     timeout: float = 30.0  # per client socket operation
     deadline: float = 240.0  # no request is sent after this many seconds of load
     seed: int = 1
@@ -61,6 +62,11 @@ _OPTIONS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
     ("--pool-maxsize", _positive_int, "maxsize of the block=True upstream pool"),
     ("--warmup", int, "requests before the warm-up RSS sample"),
     ("--rss-limit-mib", float, "allowed worker RSS growth after warm-up"),
+    (
+        "--in-use-limit-mib",
+        float,
+        "allowed growth of the memory in use (RSS after malloc_trim) after warm-up",
+    ),
     ("--timeout", _positive_float, "client socket timeout, seconds"),
     ("--deadline", _positive_float, "seconds of load after which no request is sent"),
     ("--seed", int, "seed of the request plan"),

@@ -70,6 +70,13 @@ class LoadReport:
     def rss_growth_kib(self) -> int:
         return self.end.rss_kib - self.warm.rss_kib
 
+    @property
+    def in_use_growth_kib(self) -> int | None:
+        """Growth of the memory in use after warm-up: RSS after ``malloc_trim(0)`` at both
+        ends, so that what glibc keeps of freed memory counts on neither (None: not glibc)."""
+        warm, end = self.warm.trimmed_rss_kib, self.end.trimmed_rss_kib
+        return None if warm is None or end is None else end - warm
+
     def failures(self) -> list[str]:
         """Each expectation that did not hold, in words; empty when the run passed."""
         checks = [
@@ -104,6 +111,12 @@ class LoadReport:
             (
                 self.rss_growth_kib <= self.config.rss_limit_mib * KIB,
                 f"worker RSS grew by more than {self.config.rss_limit_mib:g} MiB after warm-up",
+            ),
+            (
+                self.in_use_growth_kib is None
+                or self.in_use_growth_kib <= self.config.in_use_limit_mib * KIB,
+                f"the worker's memory in use grew by more than "
+                f"{self.config.in_use_limit_mib:g} MiB after warm-up",
             ),
             (not self.unexpected_tracebacks, "the server logged unexpected tracebacks"),
         ]
@@ -165,13 +178,18 @@ class LoadReport:
         ]
         return rows
 
-    def _trimmed_row(self) -> str:
-        """The memory still in use at the end, and what glibc kept of what was freed."""
-        trimmed = self.end.trimmed_rss_kib
-        if trimmed is None:
-            return "not measured (no malloc_trim: not glibc)"
-        kept = self.end.rss_kib - trimmed
-        return f"{trimmed / KIB:.1f} MiB ({kept / KIB:.1f} MiB freed but kept by malloc)"
+    def _in_use_row(self) -> str:
+        """The memory in use after warm-up and at the end, and what glibc kept besides."""
+        growth = self.in_use_growth_kib
+        warm, end = self.warm.trimmed_rss_kib, self.end.trimmed_rss_kib
+        if growth is None or warm is None or end is None:
+            return "not measured (malloc is not glibc's)"
+        kept = self.end.rss_kib - end
+        return (
+            f"{warm / KIB:.1f} / {end / KIB:.1f} MiB ({growth / KIB:+.1f}, limit "
+            f"{self.config.in_use_limit_mib:g}; at the end malloc kept {kept / KIB:.1f} MiB "
+            "freed)"
+        )
 
     def _worker_rows(self) -> list[tuple[str, str]]:
         start, warm, end, wall = self.start, self.warm, self.end, self.wall
@@ -189,7 +207,7 @@ class LoadReport:
                 "RSS growth after warm-up",
                 f"{self.rss_growth_kib / KIB:+.1f} MiB (limit {self.config.rss_limit_mib:g})",
             ),
-            ("worker RSS at the end, allocator trimmed", self._trimmed_row()),
+            ("memory in use (RSS after malloc_trim) after warm-up / end", self._in_use_row()),
             (
                 "python objects (gc) start / after warm-up / end",
                 f"{start.objects} / {warm.objects} / {end.objects}",

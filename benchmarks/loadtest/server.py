@@ -35,8 +35,8 @@ class WorkerStats:
     app_created: int
     app_closed: int
     events: dict[str, int]
-    # VmRSS after malloc_trim(0): the memory still in use (asked for at the end only;
-    # None when not asked, or without glibc)
+    # VmRSS after malloc_trim(0), the memory in use (None when not asked, or when
+    # malloc is not glibc's)
     trimmed_rss_kib: int | None = None
 
     @classmethod
