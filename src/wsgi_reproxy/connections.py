@@ -9,7 +9,8 @@ urllib3's classes, through the extension points urllib3 itself uses for its SOCK
   :class:`wsgi_reproxy.sockets.KernelTimeoutSocket` once connected, so that its timeouts
   cost no ``poll()`` and ``ioctl()`` per request.
 
-A ``PoolManager`` passed to the middleware as ``pool=`` keeps urllib3's own classes.
+A plain ``PoolManager`` passed to the middleware as ``pool=`` keeps urllib3's own classes;
+a :class:`wsgi_reproxy.ReproxyPoolManager` passed in uses these.
 """
 
 from __future__ import annotations

@@ -108,9 +108,10 @@ class ReproxyMiddleware:
         target URLs must match; ``None`` allows any host, ``[]`` none.
     :param forward: client request headers sent to the target (replaces the default list).
     :param timeout: seconds (connect and read) or a ``urllib3.Timeout``.
-    :param pool: a ``urllib3.PoolManager`` to share, used as is; by default the middleware
-        owns one, tuned for reproxying.  Build yours as a :class:`ReproxyPoolManager` to
-        keep that tuning with settings of your own (a private CA, say).
+    :param pool: a ``urllib3.PoolManager`` to share; a plain one is used as is.  By default
+        the middleware owns one, tuned for reproxying: build yours as a
+        :class:`ReproxyPoolManager` to keep that tuning with settings of your own (a
+        private CA, say).
     :param pool_maxsize: connections the middleware's own pool keeps per storage host
         (``None``: 32): at least the server's threads (or greenlets) per process.
     :param pool_block: when every connection to a host is busy, wait for one (``True``)
@@ -186,8 +187,9 @@ class ReproxyMiddleware:
             )
         if refuse_local and pool is not None and not is_guarded(pool):
             raise ValueError(
-                "refuse_local=True checks addresses in the middleware's own pool: "
-                "pass pool=None, or a pool made by wsgi_reproxy.guard.guarded_pool"
+                "refuse_local=True checks addresses in the middleware's own pool: pass "
+                "pool=None (it is not yet available with a pool of your own, "
+                "ReproxyPoolManager included)"
             )
         hosts = (
             None

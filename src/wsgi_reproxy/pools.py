@@ -45,8 +45,10 @@ class ReproxyPoolManager(urllib3.PoolManager):
     It takes ``urllib3.PoolManager``'s arguments, with room for a threaded server by
     default: ``num_pools=64`` and ``maxsize=32`` (urllib3's are 10 and 1).  Size ``maxsize``
     and ``block`` as described for the middleware's ``pool_maxsize`` and ``pool_block``.
-    The middleware still sets ``retries``, ``redirect`` and ``timeout`` on each request.
-    For anything else it is an ordinary ``PoolManager``.
+    The middleware still sets ``retries``, ``redirect`` and ``timeout`` on each request,
+    and chooses the target's request headers itself (``headers=`` is not sent: see the
+    middleware's ``forward``); ``refuse_local`` is not available with a pool of your own
+    yet.  For anything else it is an ordinary ``PoolManager``.
     """
 
     def __init__(self, num_pools: int = 64, **connection_pool_kw: Any) -> None:
