@@ -13,10 +13,13 @@ inside is exposed on ``GET /stats`` (a path the middleware does not enable):
 * ``rss_kib`` / ``hwm_kib``: the worker's ``VmRSS`` and peak ``VmHWM``; ``objects``: how
   many objects the garbage collector tracks, to tell a Python-level leak (objects grow
   with requests) from allocator fragmentation (RSS grows, objects do not);
-* with ``?trim=1`` also ``trimmed_rss_kib``: ``VmRSS`` again after glibc's
-  ``malloc_trim(0)`` has given the freed memory it keeps back to the system (``null``
-  when malloc is not glibc's).  What is left is the memory in use; the difference is
-  memory the allocator keeps for reuse, which RSS counts but nothing holds.
+* ``malloc_in_use_kib``: what glibc's malloc has handed out and not had back
+  (``mallinfo2()``), the memory in use outside Python's own small-object arenas, which
+  RSS mixes with freed memory malloc keeps for reuse (``null`` when malloc is not
+  glibc's);
+* with ``?trim=1`` also ``trimmed_rss_kib``: ``VmRSS`` again after ``malloc_trim(0)`` has
+  given that kept memory back.  Asked for at the end only: it changes the heap, and so
+  what RSS does afterwards.
 
 Configured by the environment, because it runs in another process:
 
@@ -106,14 +109,45 @@ def _memory_kib() -> dict[str, int]:
     return {"rss_kib": fields["VmRSS"], "hwm_kib": fields["VmHWM"]}
 
 
-def _trimmed_rss_kib() -> int | None:
-    """VmRSS after glibc's ``malloc_trim(0)``; None unless malloc is glibc's."""
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33+), summed over all arenas by glibc."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _glibc_malloc() -> ctypes.CDLL | None:
+    """This process's C library, when malloc is glibc's (no other allocator preloaded)."""
     if platform.libc_ver()[0] != "glibc" or os.environ.get("LD_PRELOAD"):
-        return None  # musl, macOS ... or another allocator preloaded (jemalloc)
-    malloc_trim = ctypes.CDLL(None).malloc_trim
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
-    malloc_trim(0)
+        return None  # musl, macOS ... or jemalloc & co. preloaded
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallinfo2") else None
+
+
+def _malloc_in_use_kib() -> int | None:
+    """Bytes malloc has handed out and not had back (heap chunks and mmapped blocks), in
+    KiB: read without changing the heap, unlike ``malloc_trim``."""
+    libc = _glibc_malloc()
+    if libc is None:
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd) // 1024
+
+
+def _trimmed_rss_kib() -> int | None:
+    """VmRSS after ``malloc_trim(0)`` has returned the freed memory malloc keeps."""
+    libc = _glibc_malloc()
+    if libc is None:
+        return None
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    libc.malloc_trim(0)
     return _memory_kib()["rss_kib"]
 
 
@@ -121,7 +155,12 @@ def _stats(start_response: StartResponse, trim: bool) -> list[bytes]:
     with _lock:
         snapshot: dict[str, Any] = {"events": dict(_events), "app": dict(_app_counts)}
     gc.collect()  # so that "objects" counts what is still referenced, not garbage
-    snapshot.update(pid=os.getpid(), objects=len(gc.get_objects()), **_memory_kib())
+    snapshot.update(
+        pid=os.getpid(),
+        objects=len(gc.get_objects()),
+        malloc_in_use_kib=_malloc_in_use_kib(),
+        **_memory_kib(),
+    )
     if trim:
         snapshot["trimmed_rss_kib"] = _trimmed_rss_kib()
     body = json.dumps(snapshot).encode()

@@ -118,8 +118,9 @@ def test_worker_memory_stays_flat_and_the_log_clean(report):
 @pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_memory_in_use_stays_flat_after_warm_up(report):
-    """RSS also counts freed memory that malloc keeps for reuse; with it given back
-    (malloc_trim) at both ends, the memory in use must not grow with requests."""
+    """RSS also counts freed memory that malloc keeps for reuse; what malloc has handed out
+    and not had back must not grow with requests, and giving the kept memory back at the
+    end shrinks RSS."""
     growth = report.in_use_growth_kib
     assert growth is not None
     assert growth <= CONFIG.in_use_limit_mib * loadtest.KIB

@@ -65,7 +65,7 @@ _OPTIONS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
     (
         "--in-use-limit-mib",
         float,
-        "allowed growth of the memory in use (RSS after malloc_trim) after warm-up",
+        "allowed growth of malloc's memory in use (glibc mallinfo2) after warm-up",
     ),
     ("--timeout", _positive_float, "client socket timeout, seconds"),
     ("--deadline", _positive_float, "seconds of load after which no request is sent"),

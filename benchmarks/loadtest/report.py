@@ -72,9 +72,9 @@ class LoadReport:
 
     @property
     def in_use_growth_kib(self) -> int | None:
-        """Growth of the memory in use after warm-up: RSS after ``malloc_trim(0)`` at both
-        ends, so that what glibc keeps of freed memory counts on neither (None: not glibc)."""
-        warm, end = self.warm.trimmed_rss_kib, self.end.trimmed_rss_kib
+        """Growth after warm-up of what malloc has handed out and not had back: unlike RSS,
+        not counting freed memory that glibc keeps for reuse (None: not glibc's malloc)."""
+        warm, end = self.warm.malloc_in_use_kib, self.end.malloc_in_use_kib
         return None if warm is None or end is None else end - warm
 
     def failures(self) -> list[str]:
@@ -179,17 +179,21 @@ class LoadReport:
         return rows
 
     def _in_use_row(self) -> str:
-        """The memory in use after warm-up and at the end, and what glibc kept besides."""
-        growth = self.in_use_growth_kib
-        warm, end = self.warm.trimmed_rss_kib, self.end.trimmed_rss_kib
-        if growth is None or warm is None or end is None:
+        warm, end = self.warm.malloc_in_use_kib, self.end.malloc_in_use_kib
+        if warm is None or end is None:
             return "not measured (malloc is not glibc's)"
-        kept = self.end.rss_kib - end
+        growth = end - warm
         return (
-            f"{warm / KIB:.1f} / {end / KIB:.1f} MiB ({growth / KIB:+.1f}, limit "
-            f"{self.config.in_use_limit_mib:g}; at the end malloc kept {kept / KIB:.1f} MiB "
-            "freed)"
+            f"{warm / KIB:.1f} / {end / KIB:.1f} MiB "
+            f"({growth / KIB:+.1f}, limit {self.config.in_use_limit_mib:g})"
         )
+
+    def _trimmed_row(self) -> str:
+        trimmed = self.end.trimmed_rss_kib
+        if trimmed is None:
+            return "not measured (malloc is not glibc's)"
+        kept = self.end.rss_kib - trimmed
+        return f"{trimmed / KIB:.1f} MiB (malloc kept {kept / KIB:.1f} MiB of freed memory)"
 
     def _worker_rows(self) -> list[tuple[str, str]]:
         start, warm, end, wall = self.start, self.warm, self.end, self.wall
@@ -207,7 +211,8 @@ class LoadReport:
                 "RSS growth after warm-up",
                 f"{self.rss_growth_kib / KIB:+.1f} MiB (limit {self.config.rss_limit_mib:g})",
             ),
-            ("memory in use (RSS after malloc_trim) after warm-up / end", self._in_use_row()),
+            ("malloc'd memory in use after warm-up / end", self._in_use_row()),
+            ("worker RSS at the end after malloc_trim(0)", self._trimmed_row()),
             (
                 "python objects (gc) start / after warm-up / end",
                 f"{start.objects} / {warm.objects} / {end.objects}",

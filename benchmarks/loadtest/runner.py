@@ -19,14 +19,13 @@ def _measure(
     server: Gunicorn, replicas: Sequence[Replica], plans: Sequence[Planned], config: LoadConfig
 ) -> LoadReport:
     """Run the warm-up, then the rest; worker stats at start, after warm-up and at the end
-    (the last two also with the RSS left once the allocator has returned its freed memory:
-    the memory in use)."""
+    (at the end also the RSS left once malloc has returned the freed memory it keeps)."""
     warmup = min(config.warmup, len(plans))
     start = server.stats()
     began = time.monotonic()
     deadline = began + config.deadline
     outcomes = drive(server.port, plans[:warmup], config.clients, deadline, config.timeout)
-    warm = server.settled_stats(trim=True)  # RSS as it is, then what is in use
+    warm = server.settled_stats()
     outcomes += drive(server.port, plans[warmup:], config.clients, deadline, config.timeout)
     wall = time.monotonic() - began
     end = server.settled_stats(trim=True)

@@ -35,8 +35,9 @@ class WorkerStats:
     app_created: int
     app_closed: int
     events: dict[str, int]
-    # VmRSS after malloc_trim(0), the memory in use (None when not asked, or when
-    # malloc is not glibc's)
+    # malloc's memory in use (mallinfo2), and VmRSS after malloc_trim(0) (asked for at the
+    # end only); None when malloc is not glibc's
+    malloc_in_use_kib: int | None = None
     trimmed_rss_kib: int | None = None
 
     @classmethod
@@ -49,8 +50,13 @@ class WorkerStats:
             int(app.get("created", 0)),
             int(app.get("closed", 0)),
             dict(data["events"]),
-            None if data.get("trimmed_rss_kib") is None else int(data["trimmed_rss_kib"]),
+            _kib_or_none(data.get("malloc_in_use_kib")),
+            _kib_or_none(data.get("trimmed_rss_kib")),
         )
+
+
+def _kib_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _free_port() -> int:
