@@ -887,6 +887,26 @@ def test_the_rest_of_a_small_body_is_not_waited_for(scripted):
     assert started["status"] == "200 OK"
 
 
+def test_a_64k_body_sent_with_its_head_goes_out_in_one_piece(scripted):
+    """R6.3, speed: the read that brings the head also brings what arrived of the body, up
+    to a default chunk (http.client's own 8 KiB buffer would split it after the head)."""
+    from upstreams import response_head
+
+    body = bytes(range(256)) * 256  # 64 KiB
+
+    def handler(conn, server):
+        while server.read_request(conn):
+            conn.sendall(response_head("200 OK", [("Content-Length", str(len(body)))]) + body)
+
+    server = scripted(handler)
+    status, pieces = _pieces(mw_for(reproxy_app(server.url("/f"))))
+    assert status == "200 OK"
+    assert b"".join(pieces) == body
+    # what one read gets depends on the new connection's TCP window (32 KiB or more here);
+    # through http.client's 8 KiB buffer it would be 8 KiB less the head
+    assert len(pieces[0]) > 16 * 1024, [len(p) for p in pieces]
+
+
 def test_a_small_body_reset_right_after_its_first_piece_raises(scripted):
     """R6.4: the reset is readable as soon as the first piece is read; the response has
     started, so it is aborted after the bytes it had, never ended as if whole."""
