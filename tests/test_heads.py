@@ -22,6 +22,7 @@ from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, ScriptedServer
 from wsgi_reproxy import ReproxyMiddleware, heads
 from wsgi_reproxy.heads import (
+    READ_BUFFER_SIZE,
     HeadResponse,
     parse_any_headers,
     parse_plain_headers,
@@ -400,3 +401,27 @@ def test_odd_target_heads_still_reach_the_client_as_the_standard_parser_reads_th
     assert result.body == body
     assert result.header("Content-Type") == "multipart/byteranges; boundary=B"
     assert result.header("X-Folded") == "first second"
+
+
+def test_one_read_brings_the_head_and_a_64k_body() -> None:
+    """The first read fills a buffer of READ_BUFFER_SIZE: a head and 64 KiB of body that
+    have arrived together come in one system call (http.client's 8 KiB would not)."""
+    body = bytes(range(256)) * 256
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n" + body)
+        response = HeadResponse(theirs, method="GET")
+        try:
+            response.begin()
+            assert len(response.fp.peek()) == len(body)  # already buffered, nothing read
+            assert response.read1(READ_BUFFER_SIZE) == body
+        finally:
+            response.close()
+    assert READ_BUFFER_SIZE >= 64 * 1024 + 4096
+
+
+def test_the_response_sees_the_socket_through_its_buffer_wrapper() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        wrapper = heads._LargeReadBuffer(theirs)
+        assert wrapper.fileno() == theirs.fileno()  # what else http.client might ask

@@ -122,6 +122,10 @@ class _LargeReadBuffer:
     def makefile(self, mode: str) -> Any:
         return self._sock.makefile(mode, buffering=READ_BUFFER_SIZE)
 
+    def __getattr__(self, name: str) -> Any:
+        # anything else a future http.client might ask of the socket: the socket's own
+        return getattr(self._sock, name)
+
 
 class HeadResponse(http.client.HTTPResponse):
     """``http.client.HTTPResponse`` whose plain header blocks skip the email parser, read
