@@ -16,7 +16,8 @@ answer with plain headers, so this module reads them directly:
   answer.  ``tests/test_heads.py`` checks the two against each other on generated
   header blocks.
 * its read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`), so that a
-  small file arrives in the same system call as its head and leaves in one piece;
+  small file arrives over plain HTTP in the same system call as its head and leaves in
+  one piece;
 * the connections of the pool a middleware makes for itself
   (:mod:`wsgi_reproxy.connections`) use it; urllib3 does everything else as usual:
   connections, TLS, timeouts, the pool, the body.
@@ -103,10 +104,11 @@ def parse_any_headers(lines: list[bytes]) -> http.client.HTTPMessage:
 # that read brings the head and under 8 KiB of body, so a 64 KiB file takes a second read
 # and reaches the server in two pieces.  With room for a head and a default chunk (64 KiB),
 # one read brings both when they arrived together -- nginx sends them so -- and the file
-# goes out in one write: under uWSGI 4x4, 12 % more 64 KiB requests per second and no
-# 40 ms delayed-ACK tail in most runs (docs/performance.rst).  Later reads of a long body
-# do not use the buffer: ``read1`` on an empty buffer reads straight into the piece it
-# returns, so this costs one larger allocation per response, not a copy per piece.
+# goes out in one write: under uWSGI 4x4, 12-15 % more 64 KiB requests per second
+# (docs/performance.rst).  Plain HTTP only: over TLS each read returns one 16 KiB record.
+# A long body costs the same as before: once the buffer is empty, ``read1`` reads straight
+# into the piece it returns.  The price is memory: each response holds the buffer until
+# it is closed, so a download in progress holds 72 KiB besides its 64 KiB piece.
 READ_BUFFER_SIZE = 72 * 1024
 
 
