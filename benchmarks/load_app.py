@@ -35,6 +35,7 @@ bytes, by FIN or RST), followed by one good replica unless ``alone=1``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import json
 import logging
@@ -121,12 +122,19 @@ class _MallInfo2(ctypes.Structure):
     ]  # fmt: skip
 
 
+@functools.cache
 def _glibc_malloc() -> ctypes.CDLL | None:
-    """This process's C library, when malloc is glibc's (no other allocator preloaded)."""
+    """This process's C library, its ``mallinfo2`` and ``malloc_trim`` typed, when malloc
+    is glibc's (2.33+) and no other allocator is preloaded; else None."""
     if platform.libc_ver()[0] != "glibc" or os.environ.get("LD_PRELOAD"):
         return None  # musl, macOS ... or jemalloc & co. preloaded
     libc = ctypes.CDLL(None)
-    return libc if hasattr(libc, "mallinfo2") else None
+    if not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
+    return libc
 
 
 def _malloc_in_use_kib() -> int | None:
@@ -135,7 +143,6 @@ def _malloc_in_use_kib() -> int | None:
     libc = _glibc_malloc()
     if libc is None:
         return None
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return int(info.uordblks + info.hblkhd) // 1024
 
@@ -145,8 +152,6 @@ def _trimmed_rss_kib() -> int | None:
     libc = _glibc_malloc()
     if libc is None:
         return None
-    libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    libc.malloc_trim.restype = ctypes.c_int
     libc.malloc_trim(0)
     return _memory_kib()["rss_kib"]
 

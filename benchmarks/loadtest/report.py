@@ -179,13 +179,12 @@ class LoadReport:
         return rows
 
     def _in_use_row(self) -> str:
-        warm, end = self.warm.malloc_in_use_kib, self.end.malloc_in_use_kib
-        if warm is None or end is None:
+        growth = self.in_use_growth_kib
+        if growth is None:
             return "not measured (malloc is not glibc's)"
-        growth = end - warm
         return (
-            f"{warm / KIB:.1f} / {end / KIB:.1f} MiB "
-            f"({growth / KIB:+.1f}, limit {self.config.in_use_limit_mib:g})"
+            f"{self.warm.malloc_in_use_kib / KIB:.1f} / {self.end.malloc_in_use_kib / KIB:.1f}"
+            f" MiB ({growth / KIB:+.1f}, limit {self.config.in_use_limit_mib:g})"
         )
 
     def _trimmed_row(self) -> str:
