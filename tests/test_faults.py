@@ -277,6 +277,31 @@ def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca, pool_class):
     assert len(tls_server.accepted) == 1  # one TLS handshake, then kept alive
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["refused", "named-in-upstream_hosts"])
+def test_refuse_local_with_a_pool_of_ones_own(tls_server, tls_ca, named, caplog):
+    """A private CA needs a pool of one's own; built as ReproxyPoolManager(refuse_local=True)
+    it checks addresses as the middleware's own pool does: a local target is refused
+    before the TLS handshake, unless upstream_hosts names it."""
+    port = urllib3.util.parse_url(tls_server.url).port
+    hosts = [f"127.0.0.1:{port}"] if named else None
+    with tls_ca.cert_pem.tempfile() as ca_file:
+        pool = ReproxyPoolManager(ca_certs=ca_file, refuse_local=True, upstream_hosts=hosts)
+        try:
+            mw = middleware(tls_server.url, pool=pool, refuse_local=True, upstream_hosts=hosts)
+            with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+                result = call(mw, "/r/f")
+        finally:
+            pool.clear()
+    refusals = [r for r in caplog.records if "is the local address 127.0.0.1" in r.getMessage()]
+    if named:
+        assert (result.code, result.body) == (200, SMALL)
+        assert (len(tls_server.accepted), refusals) == (1, [])
+    else:
+        assert result.code == 502
+        assert tls_server.accepted == []  # no handshake, no request
+        assert refusals  # the log says why
+
+
 def test_kept_alive_connection_closed_under_us_is_retried_once(scripted, caplog):
     """A target's idle timeout racing our reuse of its connection is not a failed URL: the
     request goes once more on a new connection (a lone URL would otherwise answer 502)."""

@@ -9,8 +9,8 @@ import urllib3
 
 from harness import BackendApp, call, reproxy_app
 from upstreams import FILES
-from wsgi_reproxy import ReproxyMiddleware
-from wsgi_reproxy.guard import guarded_pool, is_local_address
+from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager
+from wsgi_reproxy.guard import is_local_address
 
 SMALL = FILES["small.txt"]
 
@@ -67,11 +67,51 @@ def test_refuse_local_allows_addresses_named_in_upstream_hosts(file_server):
         mw.pool.clear()
 
 
-def test_refuse_local_needs_a_guarded_pool():
-    with pytest.raises(ValueError, match="refuse_local"):
-        ReproxyMiddleware(BackendApp(), refuse_local=True, pool=urllib3.PoolManager())
-    pool = guarded_pool(None, retries=False)
+@pytest.mark.parametrize(
+    "pool", [urllib3.PoolManager(), ReproxyPoolManager()], ids=["PoolManager", "unguarded"]
+)
+def test_refuse_local_needs_a_pool_that_checks_addresses(pool):
+    """A pool that does not check addresses is refused, with the way to build one that does."""
+    with pytest.raises(ValueError, match=r"ReproxyPoolManager\(refuse_local=True"):
+        ReproxyMiddleware(BackendApp(), refuse_local=True, pool=pool)
+
+
+def test_refuse_local_takes_a_guarded_pool_of_ones_own():
+    pool = ReproxyPoolManager(refuse_local=True, upstream_hosts=["127.0.0.1:8080"])
     assert ReproxyMiddleware(BackendApp(), refuse_local=True, pool=pool).pool is pool
+
+
+def test_a_guarded_pool_refuses_local_targets_whatever_the_middleware_says(file_server):
+    """The pool does the checking: a middleware without refuse_local still gets refusals,
+    and the named address still goes through."""
+    url = file_server.url("/files/small.txt")
+    refusing = ReproxyPoolManager(refuse_local=True, retries=False)
+    allowing = ReproxyPoolManager(
+        refuse_local=True, upstream_hosts=[f"127.0.0.1:{file_server.port}"]
+    )
+    try:
+        refused = call(ReproxyMiddleware(reproxy_app(url), allow=["/r/"], pool=refusing), "/r/f")
+        served = call(ReproxyMiddleware(reproxy_app(url), allow=["/r/"], pool=allowing), "/r/f")
+    finally:
+        refusing.clear()
+        allowing.clear()
+    assert refused.code == 502
+    assert (served.code, served.body) == (200, SMALL)
+    assert len(file_server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"refuse_local": 1}, TypeError, "refuse_local must be True or False"),
+        ({"upstream_hosts": ["127.0.0.1:80"]}, ValueError, "without refuse_local"),
+        ({"refuse_local": True, "upstream_hosts": "127.0.0.1"}, TypeError, "list of values"),
+        ({"refuse_local": True, "upstream_hosts": ["127.0.0.1:x"]}, ValueError, "bad port"),
+    ],
+)
+def test_pool_refuse_local_options_are_checked(options, error, message):
+    with pytest.raises(error, match=message):
+        ReproxyPoolManager(**options)
 
 
 def test_refuse_local_guards_https_too(file_server):

@@ -349,12 +349,12 @@ def test_tls_connections_keep_standard_sockets() -> None:
     in the plain pool or the guarded one."""
     from wsgi_reproxy.connections import pool_classes
     from wsgi_reproxy.directive import HostPatterns
-    from wsgi_reproxy.guard import guarded_pool
+    from wsgi_reproxy.guard import guarded_pool_classes
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
         allowed = HostPatterns([f"127.0.0.1:{port}"])
-        guarded = guarded_pool(allowed).pool_classes_by_scheme["https"]
+        guarded = guarded_pool_classes(allowed)["https"]
         for pool_class in (pool_classes()["https"], guarded):
             connection = pool_class.ConnectionCls("127.0.0.1", port, timeout=5.0)
             sock = connection._new_conn()

@@ -4,18 +4,20 @@ An app that builds ``X-Reproxy-Url`` from user input can be tricked into fetchin
 ``http://127.0.0.1:6379/`` or the cloud metadata service at ``169.254.169.254``.
 ``upstream_hosts`` checks the host *name*; a name can still resolve to a local address
 (or be re-pointed there after validation: DNS rebinding).  So with ``refuse_local=True``
-the middleware's own pool checks the address each new connection actually reached, before
-a byte of the request is sent, and refuses loopback, link-local and unspecified addresses
-unless ``upstream_hosts`` names that address explicitly (``"127.0.0.1:8080"``).
+the pool -- the middleware's own, or a :class:`~wsgi_reproxy.ReproxyPoolManager` built
+with ``refuse_local=True`` -- checks the address each new connection actually reached,
+before a byte of the request is sent (before the TLS handshake too), and refuses loopback,
+link-local and unspecified addresses unless ``upstream_hosts`` names that address
+explicitly (``"127.0.0.1:8080"``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
 
 import urllib3
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from .connections import (
@@ -25,9 +27,8 @@ from .connections import (
     ReproxyHTTPSConnectionPool,
 )
 from .directive import HostPatterns
-from .pools import ReproxyPoolManager
 
-__all__ = ["guarded_pool", "is_guarded", "is_local_address"]
+__all__ = ["guarded_pool_classes", "is_guarded", "is_local_address"]
 
 
 def is_local_address(address: str) -> bool:
@@ -59,9 +60,9 @@ class _RefuseLocal:
         return sock
 
 
-def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolManager:
-    """A PoolManager whose connections refuse local addresses not in ``allowed`` (built on
-    the same connection classes as the middleware's own unguarded pool)."""
+def guarded_pool_classes(allowed: HostPatterns | None) -> dict[str, type[HTTPConnectionPool]]:
+    """``PoolManager.pool_classes_by_scheme`` whose connections refuse local addresses not
+    in ``allowed`` (the same connection classes as the unguarded pool's, with the check)."""
 
     class GuardedHTTPConnection(_RefuseLocal, ReproxyHTTPConnection):
         pass
@@ -76,15 +77,11 @@ def guarded_pool(allowed: HostPatterns | None, **pool_kw: Any) -> urllib3.PoolMa
         ConnectionCls = GuardedHTTPSConnection
 
     GuardedHTTPConnection.allowed = GuardedHTTPSConnection.allowed = allowed
-    pool = ReproxyPoolManager(**pool_kw)
-    pool.pool_classes_by_scheme = {
-        "http": GuardedHTTPConnectionPool,
-        "https": GuardedHTTPSConnectionPool,
-    }
-    return pool
+    return {"http": GuardedHTTPConnectionPool, "https": GuardedHTTPSConnectionPool}
 
 
 def is_guarded(pool: urllib3.PoolManager) -> bool:
+    """Do all of the pool's connections check the address they reached?"""
     return all(
         issubclass(getattr(cls, "ConnectionCls", object), _RefuseLocal)
         for cls in pool.pool_classes_by_scheme.values()

@@ -122,7 +122,9 @@ class ReproxyMiddleware:
         exact byte where it stopped, if that replica proves it holds the same bytes.
     :param refuse_local: refuse targets that resolve to loopback, link-local or unspecified
         addresses (checked on each new connection, so DNS cannot sneak them in) unless
-        ``upstream_hosts`` names the address itself.
+        ``upstream_hosts`` names the address itself.  With ``pool=``, the pool does the
+        checking: build it as ``ReproxyPoolManager(refuse_local=True,
+        upstream_hosts=...)``.
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
@@ -187,9 +189,9 @@ class ReproxyMiddleware:
             )
         if refuse_local and pool is not None and not is_guarded(pool):
             raise ValueError(
-                "refuse_local=True checks addresses in the middleware's own pool: pass "
-                "pool=None (it is not yet available with a pool of your own, "
-                "ReproxyPoolManager included)"
+                "refuse_local=True needs a pool that checks the addresses it connects to: "
+                "pass pool=None, or build yours as ReproxyPoolManager(refuse_local=True, "
+                "upstream_hosts=<the middleware's upstream_hosts>, ...)"
             )
         hosts = (
             None

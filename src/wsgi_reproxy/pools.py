@@ -8,7 +8,8 @@ two things urllib3 redoes on every request are done once here:
   remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
   manager's own pools, so ``clear()`` still means "new connections from now on";
 * **the connections**: they parse plain header blocks without the ``email`` package and
-  keep their timeouts in the kernel (:mod:`wsgi_reproxy.connections`).
+  keep their timeouts in the kernel (:mod:`wsgi_reproxy.connections`), and with
+  ``refuse_local=True`` check the address they reached (:mod:`wsgi_reproxy.guard`).
 
 Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
 A plain ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without
@@ -17,12 +18,16 @@ either; a :class:`ReproxyPoolManager` built by the user (for TLS options, say) k
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 
 from .connections import pool_classes
+from .directive import HostPatterns
+from .guard import guarded_pool_classes
+from .rules import ensure_collection
 
 __all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager"]
 
@@ -47,14 +52,44 @@ class ReproxyPoolManager(urllib3.PoolManager):
     and ``block`` as described for the middleware's ``pool_maxsize`` and ``pool_block``.
     The middleware still sets ``retries``, ``redirect`` and ``timeout`` on each request,
     and chooses the target's request headers itself (``headers=`` is not sent: see the
-    middleware's ``forward``); ``refuse_local`` is not available with a pool of your own
-    yet.  For anything else it is an ordinary ``PoolManager``.
+    middleware's ``forward``).  For anything else it is an ordinary ``PoolManager``.
+
+    :param refuse_local: every new connection checks the address it reached and refuses
+        loopback, link-local and unspecified ones, before the request (and before TLS), as
+        the middleware's ``refuse_local`` does with its own pool.  A middleware given
+        ``refuse_local=True`` accepts only a pool built so.
+    :param upstream_hosts: with ``refuse_local``, the local addresses that are allowed all
+        the same, as host patterns (``"127.0.0.1:8080"``): pass the middleware's
+        ``upstream_hosts``.  Which hosts targets may name at all is still the middleware's
+        check; the pool only uses this list to let named local addresses through.
+    :raises TypeError, ValueError: on a bad ``refuse_local`` or ``upstream_hosts``, or
+        ``upstream_hosts`` without ``refuse_local``.
     """
 
-    def __init__(self, num_pools: int = 64, **connection_pool_kw: Any) -> None:
+    def __init__(
+        self,
+        num_pools: int = 64,
+        *,
+        refuse_local: bool = False,
+        upstream_hosts: Iterable[str] | HostPatterns | None = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        if not isinstance(refuse_local, bool):
+            raise TypeError(f"refuse_local must be True or False, not {refuse_local!r}")
+        if upstream_hosts is not None and not refuse_local:
+            raise ValueError(
+                "upstream_hosts on a ReproxyPoolManager names the local addresses "
+                "refuse_local=True lets through: without refuse_local it would do nothing "
+                "(give the middleware its upstream_hosts)"
+            )
         connection_pool_kw.setdefault("maxsize", DEFAULT_POOL_MAXSIZE)
         super().__init__(num_pools=num_pools, **connection_pool_kw)
-        self.pool_classes_by_scheme = pool_classes()
+        if refuse_local:
+            if upstream_hosts is not None and not isinstance(upstream_hosts, HostPatterns):
+                upstream_hosts = HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
+            self.pool_classes_by_scheme = guarded_pool_classes(upstream_hosts)
+        else:
+            self.pool_classes_by_scheme = pool_classes()
         self._max_origins = num_pools
         self._by_origin: dict[Origin, HTTPConnectionPool] = {}
 

@@ -30,7 +30,6 @@ from urllib3.util import Retry, parse_url
 
 from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
-from .guard import guarded_pool
 from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
@@ -64,7 +63,7 @@ def make_pool(
         "timeout": timeout,
     }
     if refuse_local:
-        return guarded_pool(allowed, **options)
+        return ReproxyPoolManager(refuse_local=True, upstream_hosts=allowed, **options)
     return ReproxyPoolManager(**options)
 
 
