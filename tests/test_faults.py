@@ -358,3 +358,90 @@ def test_head_refused_by_a_presigned_url_is_asked_with_get(scripted, refusal):
     assert methods == [b"HEAD", b"GET", b"GET"]
     # the refused HEAD's and the cut-off GET's connections were closed, never reused
     assert target.connections == 3
+
+
+def test_a_refused_head_stands_in_on_a_connection_that_is_never_reused(scripted):
+    """The GET standing in for a refused HEAD is cut off: its connection is closed, never
+    put back with the body still on the wire -- the next request, for any file, would
+    read that body as its answer.  Here the body follows its head a moment later, so
+    nothing else (a buffer thrown away, urllib3's check for dropped connections) saves
+    the next request."""
+    body = b"0123456789" * 10
+    ok = response_head("200 OK", [("Content-Type", "a/b"), ("Content-Length", str(len(body)))])
+    no = response_head("403 Forbidden", [("Content-Length", "0")])
+
+    def presigned_and_slow(conn, server):
+        while request := server.read_request(conn):
+            if request.startswith(b"HEAD"):
+                conn.sendall(no)
+            else:
+                conn.sendall(ok)
+                time.sleep(0.3)
+                conn.sendall(body)
+
+    target = scripted(presigned_and_slow)
+    mw = middleware(target.url("/f"), timeout=5)
+    head = call(mw, "/r/f", method="HEAD")
+    get = call(mw, "/r/f")
+    assert (head.code, head.body, head.header("Content-Length")) == (200, b"", "100")
+    assert (get.code, get.body) == (200, body)
+    assert target.connections == 3  # HEAD's, the cut-off GET's, then a fresh one
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Le"],
+    ids=["after-the-status-line", "inside-a-header"],
+)
+def test_a_target_dying_inside_its_head_fails_over(scripted, file_server, cut, caplog):
+    """A head the connection's end cuts off is a broken target, not an empty 200 that
+    ends cleanly (http.client alone would take it for one)."""
+    dying = scripted(respond(cut))
+    mw = middleware(dying.url("/f"), file_server.url("/files/small.txt"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("inside the response head" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("transfer_encoding", ["chunked ", "gzip, chunked", "identity"])
+def test_a_transfer_coding_http_client_does_not_decode_fails_over(
+    scripted, file_server, transfer_encoding, caplog
+):
+    """http.client decodes ``chunked`` spelled exactly so, nothing else: any other coding
+    would reach the client as the file's bytes, framing included.  That URL fails."""
+    head = response_head(
+        "200 OK", [("Transfer-Encoding", transfer_encoding), ("Connection", "close")]
+    )
+    coded = scripted(respond(head + b"5\r\nhello\r\n0\r\n\r\n"))
+    mw = middleware(coded.url("/f"), file_server.url("/files/small.txt"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("unsupported Transfer-Encoding" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "+5", "1_0", "5, 6", "0x5", ""])
+def test_a_malformed_content_length_fails_over(scripted, file_server, length, caplog):
+    """Only ASCII digits make a Content-Length (``"²".isdigit()`` is True, ``int("1_0")``
+    is 10): anything else fails that URL instead of reaching the client as its framing,
+    or escaping the middleware as a ValueError."""
+    head = response_head("200 OK", [("Content-Length", length), ("Connection", "close")])
+    odd = scripted(respond(head + b"hello"))
+    mw = middleware(
+        odd.url("/f"),
+        file_server.url("/files/small.txt"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
+    )
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    # (urllib3 itself refuses two different values, in its own words)
+    assert any("Content-Length" in r.getMessage() for r in caplog.records)
+
+
+def test_a_repeated_content_length_with_one_value_is_accepted(scripted):
+    head = response_head("200 OK", [("Content-Length", "5"), ("Content-Length", "5")])
+    twice = scripted(respond(head + b"hello"))
+    result = call(middleware(twice.url("/f")), "/r/f")
+    assert (result.code, result.body) == (200, b"hello")

@@ -15,7 +15,7 @@ import pytest
 import urllib3
 
 from harness import BackendApp, call, reproxy_app
-from upstreams import FILES, FileServer
+from upstreams import FILES, FileServer, respond, response_head
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
 from wsgi_reproxy.pools import ReproxyPoolManager
 
@@ -337,6 +337,21 @@ def test_expected_size_checks_the_total_of_a_206(file_server):
         file_server.url("/files/1m.bin"), extra_headers=[("X-Reproxy-Expected-Size", str(size - 1))]
     )
     assert call(mw_for(wrong), "/r/f", headers={"Range": "bytes=0-9"}).code == 502
+
+
+def test_expected_size_lets_a_multipart_byteranges_answer_through(scripted):
+    """R4.1: a 206 for several ranges has no Content-Range of its own (RFC 9110 §14.6), so
+    its total cannot be compared: it is relayed, not failed (perlbal's bug, PEERS §2.4)."""
+    part = b"--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\nab\r\n--B--\r\n"
+    head = response_head(
+        "206 Partial Content",
+        [("Content-Type", "multipart/byteranges; boundary=B"), ("Content-Length", str(len(part)))],
+    )
+    target = scripted(respond(head + part, keep_open=True))
+    app = reproxy_app(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", "10")])
+    result = call(mw_for(app), "/r/f", headers={"Range": "bytes=0-1,5-6"})
+    assert (result.code, result.body) == (206, part)
+    assert result.header("Content-Type") == "multipart/byteranges; boundary=B"
 
 
 def test_expected_size_bounds_a_chunked_body(file_server):

@@ -8,6 +8,7 @@ be the rest of the same representation.  Otherwise it aborts (SPEC R6.4).
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -247,3 +248,77 @@ def test_parse_content_range(value, parsed):
     from wsgi_reproxy.upstream import parse_content_range
 
     assert parse_content_range(value) == parsed
+
+
+OTHER_DATE = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+
+@pytest.mark.parametrize(
+    ("first", "theirs", "refusal"),
+    [
+        ({}, ("ETag", '"another-version"'), f"its ETag '\"another-version\"' is not {ETAG!r}"),
+        ({}, None, f"its ETag None is not {ETAG!r}"),
+        (
+            {"etag": None, "last_modified": LAST_MODIFIED},
+            ("Last-Modified", OTHER_DATE),
+            f"its Last-Modified {OTHER_DATE!r} is not {LAST_MODIFIED!r}",
+        ),
+    ],
+    ids=["other-etag", "no-etag", "other-last-modified"],
+)
+def test_a_replica_ignoring_if_range_must_still_show_the_validator(
+    scripted, first, theirs, refusal, caplog
+):
+    """A replica that answers 206 whatever If-Range says, holding another version of the
+    same size, is refused: its 206 must carry the validator asked for itself."""
+    other = bytes(reversed(DATA))
+
+    def ignores_if_range(conn, server):
+        request = server.read_request(conn)
+        if not request:
+            return
+        start = int(re.search(rb"Range: bytes=(\d+)-", request).group(1))
+        headers = [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", str(SIZE - start)),
+            ("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}"),
+            ("Connection", "close"),
+        ]
+        if theirs is not None:
+            headers.append(theirs)
+        conn.sendall(response_head("206 Partial Content", headers) + other[start:])
+
+    dying = scripted(broken(10_000, **first))
+    replica = scripted(ignores_if_range)
+    app = reproxy_app(dying.url("/f"), replica.url("/f"))
+    with (
+        caplog.at_level(logging.WARNING, "wsgi_reproxy"),
+        pytest.raises(UpstreamBodyError, match="no other URL could prove"),
+    ):
+        call(mw_for(app), "/r/f")
+    assert len(replica.requests) == 1
+    refusals = [r.getMessage() for r in caplog.records if "resume refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].endswith(refusal)
+
+
+@pytest.mark.parametrize("sent", [100, 50], ids=["whole", "short"])
+def test_a_206_without_content_length_is_held_to_its_range(scripted, sent):
+    """A 206 that only the connection's end delimits must still bring what its
+    Content-Range promises: 50 of 100 bytes is a broken body, never a complete one."""
+    head = response_head(
+        "206 Partial Content",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Range", f"bytes 0-99/{SIZE}"),
+            ("Connection", "close"),
+        ],
+    )
+    target = scripted(respond(head + DATA[:sent]))
+    app = reproxy_app(target.url("/f"))
+    if sent == 100:
+        result = call(mw_for(app), "/r/f", headers={"Range": "bytes=0-99"})
+        assert (result.code, result.body) == (206, DATA[:100])
+    else:
+        with pytest.raises(UpstreamBodyError, match="ended after 50 of 100 bytes"):
+            call(mw_for(app), "/r/f", headers={"Range": "bytes=0-99"})

@@ -114,6 +114,36 @@ def test_pool_refuse_local_options_are_checked(options, error, message):
         ReproxyPoolManager(**options)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "allowed"),
+    [
+        ("127.0.0.1:{port}", True),
+        ("127.0.0.1:*", True),
+        ("*:*", False),
+        ("*:{port}", False),
+        ("127.0.0.*:{port}", False),
+        ("127.0.0.?:*", False),
+        ("1*:*", False),
+    ],
+)
+def test_refuse_local_lets_through_only_an_address_named_without_wildcards(
+    file_server, pattern, allowed
+):
+    """A wildcard host pattern allows names, but names no address: ``"*:*"`` must not
+    switch refuse_local off (169.254.169.254 would be one of the hosts it matches)."""
+    url = file_server.url("/files/small.txt")
+    hosts = [pattern.format(port=file_server.port)]
+    mw = ReproxyMiddleware(
+        reproxy_app(url), allow=["/r/"], refuse_local=True, timeout=2, upstream_hosts=hosts
+    )
+    try:
+        result = call(mw, "/r/f")
+    finally:
+        mw.pool.clear()
+    assert (result.code, result.body) == ((200, SMALL) if allowed else (502, result.body))
+    assert len(file_server.requests) == (1 if allowed else 0)
+
+
 def test_refuse_local_guards_https_too(file_server):
     """The guard sits in the connection, before TLS: https to a local port is refused."""
     url = f"https://127.0.0.1:{file_server.port}/files/small.txt"

@@ -194,11 +194,17 @@ class ReproxyBody:
         try:
             close_iterable(self._app_iterable)
         finally:
-            if not self._has_body and self._drain:
-                # HEAD, 204, 304: nothing to read, but http.client still counts the response
-                # as pending until it is read; released unread, the connection would answer
-                # the next request with ResponseNotReady.
-                self._response.drain_conn()
+            if not self._has_body:
+                if self._drain:
+                    # HEAD, 204, 304: nothing to read, but http.client still counts the
+                    # response as pending until it is read; released unread, the connection
+                    # would answer the next request with ResponseNotReady.
+                    self._response.drain_conn()
+                else:
+                    # a GET standing in for a refused HEAD: its body is still on the wire,
+                    # and a connection put back with it would answer the next request --
+                    # for any file -- with this file's bytes.  Closed, never reused.
+                    discard(self._response)
             elif self._complete:
                 self._response.release_conn()
             else:

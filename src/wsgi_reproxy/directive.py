@@ -85,7 +85,7 @@ class HostPatterns:
     ``http://cache.internal:6379/`` to an app that echoes user input.
     """
 
-    __slots__ = ("_compiled", "patterns")
+    __slots__ = ("_compiled", "_literal", "patterns")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
@@ -100,11 +100,27 @@ class HostPatterns:
                 raise ValueError(f"upstream_hosts: bad port in {pattern!r}")
             compiled.append((normalise_host(host), port))
         self._compiled = tuple(compiled)
+        self._literal = tuple(
+            (host, port) for host, port in compiled if not any(c in host for c in "*?[")
+        )
 
     def allows(self, host: str, port: int, scheme: str = "http") -> bool:
+        """Does a pattern match ``host`` and ``port``?"""
+        return self._match(self._compiled, host, port, scheme)
+
+    def names(self, host: str, port: int, scheme: str = "http") -> bool:
+        """Does a pattern *without wildcards in its host* match: the address named
+        explicitly, as ``refuse_local`` requires (``"*:*"`` allows every host, but names
+        none, so it does not let ``127.0.0.1`` or ``169.254.169.254`` through)."""
+        return self._match(self._literal, host, port, scheme)
+
+    @staticmethod
+    def _match(
+        compiled: tuple[tuple[str, str | None], ...], host: str, port: int, scheme: str
+    ) -> bool:
         host = normalise_host(host)
         port_text = str(port)
-        for host_pattern, port_pattern in self._compiled:
+        for host_pattern, port_pattern in compiled:
             if not fnmatchcase(host, host_pattern):
                 continue
             if port_pattern is None:

@@ -33,7 +33,14 @@ from .headers import (
     upstream_request_headers,
 )
 from .resume import NoResume, Resumer, plan_resume
-from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first
+from .upstream import (
+    NO_BODY_STATUSES,
+    Fetched,
+    discard,
+    fetch_first,
+    parse_content_length,
+    parse_content_range,
+)
 
 if TYPE_CHECKING:
     from .middleware import ReproxyMiddleware
@@ -230,12 +237,16 @@ def _status_line(status: int, reason: str | None) -> str:
 
 
 def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:
-    """How many body bytes must arrive: Content-Length, else the expected size (chunked)."""
+    """How many body bytes must arrive: Content-Length; else, for a 206, the length of its
+    one range, and for a 200 the expected size; else None (only the target's EOF says)."""
     if not has_body:
         return None
-    length = response.headers.get("Content-Length")
-    if length is not None and length.isdigit():
-        return int(length)
+    length = parse_content_length(response.headers.get("Content-Length"))  # checked
+    if length is not None:
+        return length
+    if response.status == 206:
+        content_range = parse_content_range(response.headers.get("Content-Range"))
+        return None if content_range is None else content_range[1] - content_range[0] + 1
     if response.status == 200:
         return directive.expected_size
     return None

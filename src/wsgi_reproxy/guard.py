@@ -7,8 +7,9 @@ An app that builds ``X-Reproxy-Url`` from user input can be tricked into fetchin
 the pool -- the middleware's own, or a :class:`~wsgi_reproxy.ReproxyPoolManager` built
 with ``refuse_local=True`` -- checks the address each new connection actually reached,
 before a byte of the request is sent (before the TLS handshake too), and refuses loopback,
-link-local and unspecified addresses unless ``upstream_hosts`` names that address
-explicitly (``"127.0.0.1:8080"``).
+link-local and unspecified addresses unless an ``upstream_hosts`` pattern names that
+address explicitly, without wildcards in its host (``"127.0.0.1:8080"``, ``"[::1]:*"``;
+not ``"*:8080"`` or ``"127.0.0.*:80"``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class _RefuseLocal:
     def _new_conn(self) -> socket.socket:
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         address, port = sock.getpeername()[:2]
-        allowed = self.allowed is not None and self.allowed.allows(address, port, self.scheme)
+        allowed = self.allowed is not None and self.allowed.names(address, port, self.scheme)
         if is_local_address(address) and not allowed:
             sock.close()
             raise NewConnectionError(

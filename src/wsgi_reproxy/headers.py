@@ -14,6 +14,7 @@ __all__ = [
     "FRAMING",
     "HOP_BY_HOP",
     "clean_target_headers",
+    "is_multipart_ranges",
     "merge_preserved",
     "strip_reproxy_headers",
     "upstream_request_headers",
@@ -114,10 +115,14 @@ def merge_preserved(
     except one with control characters, which could split the response (CWE-113).
     The app's values take the place of the target's first value of that name, or are
     appended when the target had none -- except on 204 and 304, where nothing is added
-    (a 304 carries no Content-Type, RFC 9110 §15.4.5).
+    (a 304 carries no Content-Type, RFC 9110 §15.4.5).  The ``Content-Type`` of a
+    ``multipart/byteranges`` 206 is the target's whatever ``preserve`` says: its boundary
+    is what the client splits the body's parts by (RFC 9110 §14.6).
     """
     if not preserve:
         return target
+    if "content-type" in preserve and status == 206 and is_multipart_ranges(target):
+        preserve = preserve - {"content-type"}
     from_app: dict[str, list[tuple[str, str]]] = {}
     for name, value in app:
         lowered = name.lower()
@@ -139,6 +144,14 @@ def merge_preserved(
         for values in from_app.values():
             merged.extend(values)
     return merged
+
+
+def is_multipart_ranges(headers: Iterable[tuple[str, str]]) -> bool:
+    """Is this a ``multipart/byteranges`` answer (several ranges, RFC 9110 §14.6)?"""
+    return any(
+        name.lower() == "content-type" and value.strip().lower().startswith("multipart/byteranges")
+        for name, value in headers
+    )
 
 
 def upstream_request_headers(

@@ -14,7 +14,9 @@ answer with plain headers, so this module reads them directly:
   obs-text, a line without a colon, a control character -- goes to the email parser as in
   ``http.client.parse_headers``, so odd input gets exactly the standard library's
   answer.  ``tests/test_heads.py`` checks the two against each other on generated
-  header blocks.
+  header blocks.  One deliberate difference: a head that the connection's end cuts off
+  before its blank line raises :class:`HeadCutOff`, where http.client would take the
+  lines so far for the whole head (and a target dying there for an empty response);
 * its read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`), so that a
   small file arrives over plain HTTP in the same system call as its head and leaves in
   one piece;
@@ -35,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "READ_BUFFER_SIZE",
+    "HeadCutOff",
     "HeadResponse",
     "parse_any_headers",
     "parse_plain_headers",
@@ -129,6 +132,15 @@ class _LargeReadBuffer:
         return getattr(self._sock, name)
 
 
+class HeadCutOff(http.client.HTTPException):
+    """The connection closed inside the response head, before the blank line ending it."""
+
+    def __init__(self, lines_read: int) -> None:
+        super().__init__(
+            f"the connection closed inside the response head ({lines_read} header lines read)"
+        )
+
+
 class HeadResponse(http.client.HTTPResponse):
     """``http.client.HTTPResponse`` whose plain header blocks skip the email parser, read
     through a buffer large enough for a head and a 64 KiB body in one system call."""
@@ -171,6 +183,11 @@ class HeadResponse(http.client.HTTPResponse):
             raise http.client.UnknownProtocol(version)
 
         lines = read_header_lines(self.fp, _max_headers)
+        if lines[-1] == b"":
+            # The connection closed before the blank line: http.client would take the
+            # lines so far as the whole head, and a target that died here as a complete,
+            # empty response.  A head that never ended is a broken connection.
+            raise HeadCutOff(len(lines) - 1)
         message = parse_plain_headers(lines)
         if message is None:
             message = parse_any_headers(lines)

@@ -9,7 +9,9 @@ its answer only when it *proves* to be the rest of the same representation:
   validator is the first target's strong ``ETag`` (else its ``Last-Modified``), so a
   replica holding other bytes answers 200 instead of 206 (RFC 9110 §13.1.5);
 * the answer must be a ``206`` whose ``Content-Range`` is exactly ``bytes N-LAST/TOTAL``
-  with the first target's total, and whose ``Content-Encoding`` is the first target's.
+  with the first target's total, whose ``Content-Encoding`` is the first target's, and
+  which carries the same validator itself (a replica that ignores ``If-Range`` answers
+  206 whatever it holds).
 
 Anything else -- no validator, a weak ETag, a 200, another total, no URL left -- cannot be
 proven to be the same bytes, and the response is aborted as SPEC R6.4 says.
@@ -25,7 +27,7 @@ import urllib3
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
-from .upstream import discard, open_url, parse_content_range
+from .upstream import discard, open_url, parse_content_length, parse_content_range
 
 __all__ = ["NoResume", "Resumer", "plan_resume"]
 
@@ -96,6 +98,13 @@ class Resumer:
             )
         if response.headers.get("Content-Encoding") != self.encoding:
             return "a different Content-Encoding"
+        # A replica that ignores If-Range answers 206 whatever it holds: its own validator
+        # must be the one asked for (a 206 carries the ETag and Last-Modified a 200 would,
+        # RFC 9110 §15.3.7).
+        field = "ETag" if self.validator.startswith('"') else "Last-Modified"
+        theirs = response.headers.get(field)
+        if theirs is None or theirs.strip() != self.validator:
+            return f"its {field} {theirs!r} is not {self.validator!r}"
         return None
 
 
@@ -135,8 +144,8 @@ def plan_resume(
             return NoResume("the 206 has no single Content-Range with a known total")
         first, last, total = content_range
     else:
-        length = response.headers.get("Content-Length")
-        known = int(length) if length is not None and length.isdigit() else expected_size
+        length = parse_content_length(response.headers.get("Content-Length"))
+        known = length if length is not None else expected_size
         if known is None:
             return NoResume("the full length is unknown")
         first, last, total = 0, known - 1, known

@@ -30,9 +30,18 @@ from urllib3.util import Retry, parse_url
 
 from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
+from .headers import is_multipart_ranges
 from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
-__all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url", "parse_content_range"]
+__all__ = [
+    "Fetched",
+    "discard",
+    "fetch_first",
+    "make_pool",
+    "open_url",
+    "parse_content_length",
+    "parse_content_range",
+]
 
 log = logging.getLogger("wsgi_reproxy")
 
@@ -109,6 +118,20 @@ def parse_content_range(value: str | None) -> tuple[int, int, int] | None:
     return (first, last, total) if first <= last < total else None
 
 
+def parse_content_length(value: str | None) -> int | None:
+    """``Content-Length`` as an int, None when absent (urllib3 joins repeated fields with
+    ", ").  Raises ValueError unless every value is the same run of ASCII digits (RFC 9110
+    §8.6): ``"²"`` passes ``str.isdigit`` and ``"+1"`` or ``"1_0"`` pass ``int``, and a
+    client told such a length could read the wrong number of bytes."""
+    if value is None:
+        return None
+    values = {part.strip(" \t") for part in value.split(",")}
+    only = values.pop()
+    if values or not (only.isascii() and only.isdigit()):
+        raise ValueError(f"malformed Content-Length {value!r}")
+    return int(only)
+
+
 def parse_content_range_total(value: str | None) -> int | None:
     """The complete length named by a ``Content-Range`` (of a 206), or None."""
     parsed = parse_content_range(value)
@@ -118,16 +141,35 @@ def parse_content_range_total(value: str | None) -> int | None:
 def _full_length(response: BaseHTTPResponse) -> int | None:
     if response.status == 206:
         return parse_content_range_total(response.headers.get("Content-Range"))
-    length = response.headers.get("Content-Length")
-    return int(length) if length is not None and length.isdigit() else None
+    return parse_content_length(response.headers.get("Content-Length"))
+
+
+def _check_framing(response: BaseHTTPResponse, url: str) -> None:
+    """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4).
+
+    http.client decodes ``Transfer-Encoding: chunked`` spelled exactly so and nothing else:
+    with ``gzip, chunked`` or ``chunked `` it would hand over the chunk framing as the
+    file's bytes, in a response that ends cleanly.  A malformed ``Content-Length`` would be
+    relayed as the client's own framing.
+    """
+    transfer_encoding = response.headers.get("Transfer-Encoding")
+    if transfer_encoding is not None and transfer_encoding.lower() != "chunked":
+        raise UpstreamError(url, f"unsupported Transfer-Encoding {transfer_encoding!r}")
+    try:
+        parse_content_length(response.headers.get("Content-Length"))
+    except ValueError as error:
+        raise UpstreamError(url, str(error)) from None
 
 
 def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> None:
     status = response.status
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
         raise UpstreamError(url, f"status {status}")
+    _check_framing(response, url)
     if expected_size is None or status in NO_BODY_STATUSES or status == 416:
         return
+    if status == 206 and is_multipart_ranges(response.headers.iteritems()):
+        return  # several ranges: no Content-Range of its own to hold the total (RFC 9110 §14.6)
     length = _full_length(response)
     if length is None and status == 200:
         return  # no length announced: the body stream enforces the expected size instead
