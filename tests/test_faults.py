@@ -445,3 +445,18 @@ def test_a_repeated_content_length_with_one_value_is_accepted(scripted):
     twice = scripted(respond(head + b"hello"))
     result = call(middleware(twice.url("/f")), "/r/f")
     assert (result.code, result.body) == (200, b"hello")
+
+
+def test_a_206_whose_length_is_not_its_ranges_fails_over(scripted, file_server, caplog):
+    """Content-Length 50 with Content-Range bytes 0-9: a client writing at the announced
+    offsets would store 40 wrong bytes.  That URL fails."""
+    head = response_head(
+        "206 Partial Content",
+        [("Content-Range", "bytes 0-9/100"), ("Content-Length", "50"), ("Connection", "close")],
+    )
+    odd = scripted(respond(head + b"x" * 50))
+    mw = middleware(odd.url("/f"), file_server.url("/files/1m.bin"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f", headers={"Range": "bytes=0-9"})
+    assert (result.code, result.body) == (206, FILES["1m.bin"][:10])
+    assert any("is not the length of Content-Range" in r.getMessage() for r in caplog.records)

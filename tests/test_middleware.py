@@ -354,6 +354,38 @@ def test_expected_size_lets_a_multipart_byteranges_answer_through(scripted):
     assert result.header("Content-Type") == "multipart/byteranges; boundary=B"
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["with-length", "chunked"])
+def test_expected_size_is_not_held_against_an_encoded_body(scripted, chunked):
+    """Accept-Encoding is forwarded, and the expected size is the file's: a gzip answer's
+    length is the encoded bytes', and says nothing about the file.  Relayed as sent."""
+    encoded = gzip.compress(b"a" * 12_000)
+    if chunked:
+        framing = [("Transfer-Encoding", "chunked")]
+        body = b"%x\r\n" % len(encoded) + encoded + b"\r\n0\r\n\r\n"
+    else:
+        framing = [("Content-Length", str(len(encoded)))]
+        body = encoded
+    head = response_head("200 OK", [("Content-Encoding", "gzip"), *framing])
+    target = scripted(respond(head + body, keep_open=True))
+    app = reproxy_app(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", "12000")])
+    result = call(mw_for(app), "/r/f", headers={"Accept-Encoding": "gzip"})
+    assert (result.code, result.body) == (200, encoded)
+    assert result.header("Content-Encoding") == "gzip"
+    assert result.header("Content-Length") == (None if chunked else str(len(encoded)))
+
+
+def test_a_chunked_body_of_known_length_is_announced(file_server):
+    """R6.4: with the length known from the expected size, the client is told it, so that
+    a body that breaks looks short under every server (see test_servers)."""
+    data = FILES["1m.bin"]
+    app = reproxy_app(
+        file_server.url("/chunked/1m.bin"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(len(data)))],
+    )
+    result = call(mw_for(app), "/r/f")
+    assert (result.body, result.header("Content-Length")) == (data, str(len(data)))
+
+
 def test_expected_size_bounds_a_chunked_body(file_server):
     """R4.1, R6.4: a chunked body is held to the expected size while streaming."""
     data = FILES["1m.bin"]

@@ -319,6 +319,65 @@ def test_a_206_without_content_length_is_held_to_its_range(scripted, sent):
     if sent == 100:
         result = call(mw_for(app), "/r/f", headers={"Range": "bytes=0-99"})
         assert (result.code, result.body) == (206, DATA[:100])
+        assert result.header("Content-Length") == "100"  # announced, so a break would show
     else:
         with pytest.raises(UpstreamBodyError, match="ended after 50 of 100 bytes"):
             call(mw_for(app), "/r/f", headers={"Range": "bytes=0-99"})
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        [("Transfer-Encoding", "gzip, chunked")],
+        [("Content-Length", "+1")],
+        [("Content-Length", "12")],
+    ],
+    ids=["undecoded-transfer-coding", "malformed-length", "length-not-the-ranges"],
+)
+def test_a_replicas_framing_is_checked_as_the_first_targets_is(scripted, file_server, framing):
+    """A replica's 206 whose framing the client could be told wrong is refused, and the
+    next URL continues: chunk framing must never be spliced into the file as its bytes."""
+
+    def odd_replica(conn, server):
+        request = server.read_request(conn)
+        if not request:
+            return
+        start = int(re.search(rb"Range: bytes=(\d+)-", request).group(1))
+        rest = DATA[start:]
+        headers = [
+            ("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}"),
+            ("ETag", ETAG),
+            ("Connection", "close"),
+            *framing,
+        ]
+        body = (
+            b"%x\r\n" % len(rest) + rest + b"\r\n0\r\n\r\n" if "chunked" in str(framing) else rest
+        )
+        conn.sendall(response_head("206 Partial Content", headers) + body)
+
+    dying = scripted(broken(300_000))
+    odd = scripted(odd_replica)
+    app = reproxy_app(dying.url("/f"), odd.url("/f"), file_server.url("/files/1m.bin"))
+    result = call(mw_for(app), "/r/f")
+    assert result.body == DATA
+    assert len(odd.requests) == 1
+    assert file_server.requests[0].header("Range") == f"bytes=300000-{SIZE - 1}"
+
+
+def test_an_encoded_body_is_not_resumed_from_the_expected_size(scripted, file_server, caplog):
+    """The expected size is the file's; a chunked gzip body's length is unknown, so a
+    break cannot be placed in it: abort rather than ask for the wrong bytes."""
+    head = response_head(
+        "200 OK",
+        [("Content-Encoding", "gzip"), ("Transfer-Encoding", "chunked"), ("ETag", ETAG)],
+    )
+    dying = scripted(respond(head + b"5\r\nhello\r\n"))
+    app = reproxy_app(
+        dying.url("/f"),
+        file_server.url("/files/1m.bin"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(SIZE))],
+    )
+    with caplog.at_level(logging.ERROR, "wsgi_reproxy"), pytest.raises(UpstreamBodyError):
+        call(mw_for(app), "/r/f")
+    assert file_server.requests == []
+    assert any("length of the encoded body is unknown" in r.getMessage() for r in caplog.records)

@@ -54,13 +54,36 @@ def stalled():
         yield server
 
 
+DYING_SIZE = 200_000
+
+
+def _chunked_then_dies(conn, server):
+    """Half of a 200,000-byte file, chunked (so no Content-Length), then the node dies."""
+    if server.read_request(conn):
+        half = FILES["1m.bin"][: DYING_SIZE // 2]
+        head = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: W/"weak"\r\n\r\n'
+        conn.sendall(head + b"%x\r\n" % len(half) + half + b"\r\n")
+
+
+@pytest.fixture(scope="module")
+def dying():
+    with ScriptedServer(_chunked_then_dies) as server:
+        yield server
+
+
 @pytest.fixture(scope="module", params=KINDS)
-def server(request, storage, stalled):
+def server(request, storage, stalled, dying):
     if not _available(request.param):
         pytest.fail(f"{request.param} is not installed: pip install -e '.[test]'")
     dead = closed_port_url("").rstrip("/")
     replicas = f"{dead} {storage.base}/missing {storage.base}"
-    env = {"RP_REPLICAS": replicas, "RP_POOL_SIZE": "4", "RP_STALL": stalled.url("/x")}
+    env = {
+        "RP_REPLICAS": replicas,
+        "RP_POOL_SIZE": "4",
+        "RP_STALL": stalled.url("/x"),
+        "RP_DYING": dying.url("/x"),
+        "RP_DYING_SIZE": str(DYING_SIZE),
+    }
     with ServerProcess(request.param, env, threads=4) as process:
         yield process
 
@@ -182,3 +205,23 @@ def test_a_stalled_target_times_out_without_stalling_the_server(server, client, 
     assert 0.9 <= outcome["stalled_for"] < 8
     if server.kind != "gunicorn-sync":
         assert passed_through < outcome["finished"] - 0.3, "the server stalled with the target"
+
+
+def test_a_broken_chunked_body_of_known_length_looks_short_to_the_client(server, client):
+    """R6.4 under every server: a chunked target carries no Content-Length, and a server can
+    only close the connection when the body breaks -- which uWSGI's HTTP socket and any
+    HTTP/1.0 client take for a whole body.  With the length known from
+    X-Reproxy-Expected-Size, the middleware announces it, so the break shows."""
+    response = client.request("GET", server.base + "/d/x", preload_content=False)
+    assert response.status == 200
+    assert response.headers.get("Content-Length") == str(DYING_SIZE)
+    received = bytearray()
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        _read_into(received, response)
+    assert bytes(received) == FILES["1m.bin"][: len(received)]
+    assert len(received) < DYING_SIZE
+
+
+def _read_into(received, response):
+    for chunk in response.stream(65536):
+        received += chunk

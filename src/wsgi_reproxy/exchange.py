@@ -38,6 +38,7 @@ from .upstream import (
     Fetched,
     discard,
     fetch_first,
+    is_encoded,
     parse_content_length,
     parse_content_range,
 )
@@ -178,12 +179,19 @@ class Exchange:
         if unsafe:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
+        has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
+        expected_length = _expected_length(response, has_body, directive)
+        if expected_length is not None and "Content-Length" not in response.headers:
+            # Known, but not announced (chunked, or until the connection's end): say it, so
+            # that a body that breaks looks short to the client under every server.  Without
+            # a length, a server can only close the connection, which uWSGI, wsgiref and any
+            # HTTP/1.0 client take for the end of a whole body.
+            headers.append(("Content-Length", str(expected_length)))
         try:
             self.start_response(_status_line(response.status, response.reason), headers)
         except BaseException:
             discard(response)  # run() closes the app's iterable
             raise
-        has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
         self.environ[URL_ENVIRON_KEY] = fetched.url
         log.debug("reproxying %r: %d", fetched.url, response.status)
         return ReproxyBody(
@@ -194,7 +202,7 @@ class Exchange:
             has_body=has_body,
             first_chunk=fetched.first_chunk,
             drain=not fetched.stands_in_for_head,
-            expected_length=_expected_length(response, has_body, directive),
+            expected_length=expected_length,
             resume=self._plan_resume(fetched, request_headers, directive),
         )
 
@@ -238,7 +246,8 @@ def _status_line(status: int, reason: str | None) -> str:
 
 def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:
     """How many body bytes must arrive: Content-Length; else, for a 206, the length of its
-    one range, and for a 200 the expected size; else None (only the target's EOF says)."""
+    one range, and for a 200 without a content coding the expected size; else None (only
+    the target's EOF says)."""
     if not has_body:
         return None
     length = parse_content_length(response.headers.get("Content-Length"))  # checked
@@ -247,6 +256,6 @@ def _expected_length(response: Any, has_body: bool, directive: Directive) -> int
     if response.status == 206:
         content_range = parse_content_range(response.headers.get("Content-Range"))
         return None if content_range is None else content_range[1] - content_range[0] + 1
-    if response.status == 200:
+    if response.status == 200 and not is_encoded(response):
         return directive.expected_size
     return None

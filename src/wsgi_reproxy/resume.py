@@ -27,7 +27,14 @@ import urllib3
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
-from .upstream import discard, open_url, parse_content_length, parse_content_range
+from .upstream import (
+    check_framing,
+    discard,
+    is_encoded,
+    open_url,
+    parse_content_length,
+    parse_content_range,
+)
 
 __all__ = ["NoResume", "Resumer", "plan_resume"]
 
@@ -77,7 +84,7 @@ class Resumer:
             except UpstreamError as error:
                 log.warning("reproxy resume attempt failed: %r: %s", url, error.reason)
                 continue
-            reason = self._disproves(response, start)
+            reason = self._disproves(response, url, start)
             if reason is None:
                 rest = self.urls[index + 1 :]
                 following = replace(self, urls=rest) if rest else NoResume("no URL left")
@@ -86,10 +93,14 @@ class Resumer:
             discard(response)
         return None
 
-    def _disproves(self, response: BaseHTTPResponse, start: int) -> str | None:
+    def _disproves(self, response: BaseHTTPResponse, url: str, start: int) -> str | None:
         """Why ``response`` is not provably bytes ``start..last`` of the same file."""
         if response.status != 206:
             return f"status {response.status}, not 206"
+        try:
+            check_framing(response, url)  # its Content-Length, if any, is then its range's
+        except UpstreamError as error:
+            return error.reason
         content_range = parse_content_range(response.headers.get("Content-Range"))
         if content_range != (start, self.last, self.total):
             return (
@@ -145,6 +156,8 @@ def plan_resume(
         first, last, total = content_range
     else:
         length = parse_content_length(response.headers.get("Content-Length"))
+        if length is None and is_encoded(response):
+            return NoResume("the length of the encoded body is unknown")
         known = length if length is not None else expected_size
         if known is None:
             return NoResume("the full length is unknown")

@@ -35,8 +35,10 @@ from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
 __all__ = [
     "Fetched",
+    "check_framing",
     "discard",
     "fetch_first",
+    "is_encoded",
     "make_pool",
     "open_url",
     "parse_content_length",
@@ -144,32 +146,51 @@ def _full_length(response: BaseHTTPResponse) -> int | None:
     return parse_content_length(response.headers.get("Content-Length"))
 
 
-def _check_framing(response: BaseHTTPResponse, url: str) -> None:
+def is_encoded(response: BaseHTTPResponse) -> bool:
+    """Does the body carry a content coding (gzip, br ...)?  Its length is then that of
+    the encoded bytes, which ``X-Reproxy-Expected-Size`` -- the file's -- cannot describe."""
+    encoding = response.headers.get("Content-Encoding")
+    return encoding is not None and encoding.strip().lower() not in ("", "identity")
+
+
+def check_framing(response: BaseHTTPResponse, url: str) -> None:
     """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4).
 
     http.client decodes ``Transfer-Encoding: chunked`` spelled exactly so and nothing else:
     with ``gzip, chunked`` or ``chunked `` it would hand over the chunk framing as the
     file's bytes, in a response that ends cleanly.  A malformed ``Content-Length`` would be
-    relayed as the client's own framing.
+    relayed as the client's own framing, and a 206 whose ``Content-Length`` is not the
+    length of its ``Content-Range`` would put bytes at the wrong offsets.  Applied to the
+    first target's answer and to every resume replica's.
     """
     transfer_encoding = response.headers.get("Transfer-Encoding")
     if transfer_encoding is not None and transfer_encoding.lower() != "chunked":
         raise UpstreamError(url, f"unsupported Transfer-Encoding {transfer_encoding!r}")
     try:
-        parse_content_length(response.headers.get("Content-Length"))
+        length = parse_content_length(response.headers.get("Content-Length"))
     except ValueError as error:
         raise UpstreamError(url, str(error)) from None
+    if response.status == 206 and length is not None:
+        content_range = parse_content_range(response.headers.get("Content-Range"))
+        if content_range is not None and length != content_range[1] - content_range[0] + 1:
+            raise UpstreamError(
+                url,
+                f"Content-Length {length} is not the length of Content-Range "
+                f"{response.headers.get('Content-Range')!r}",
+            )
 
 
 def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> None:
     status = response.status
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
         raise UpstreamError(url, f"status {status}")
-    _check_framing(response, url)
+    check_framing(response, url)
     if expected_size is None or status in NO_BODY_STATUSES or status == 416:
         return
     if status == 206 and is_multipart_ranges(response.headers.iteritems()):
         return  # several ranges: no Content-Range of its own to hold the total (RFC 9110 §14.6)
+    if is_encoded(response):
+        return  # the lengths are the encoded bytes', not the file's
     length = _full_length(response)
     if length is None and status == 200:
         return  # no length announced: the body stream enforces the expected size instead

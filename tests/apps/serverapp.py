@@ -5,11 +5,14 @@ Configured from the environment, because it runs in another process:
 ``RP_REPLICAS``   space-separated base URLs of storage replicas (FileServer instances)
 ``RP_POOL_SIZE``  maxsize of the middleware's PoolManager (block=True), default 2
 ``RP_STALL``      a URL that never answers (a ScriptedServer), for ``/s/``
+``RP_DYING``      a URL whose chunked body dies halfway (a ScriptedServer), for ``/d/``,
+                  whose full length is ``RP_DYING_SIZE``
 
 Routes: ``/r/<name>`` reproxies ``<replica>/files/<name>`` for every replica in order,
 through a plain urllib3 ``PoolManager`` passed as ``pool``; ``/o/<name>`` does the same
 through the middleware's own pool (its connections, its sockets), and ``/s/<name>``
-reproxies ``RP_STALL`` through it with a 1 s read timeout; ``/n/<name>`` is not enabled
+reproxies ``RP_STALL`` through it with a 1 s read timeout; ``/d/<name>`` reproxies
+``RP_DYING`` with its ``X-Reproxy-Expected-Size``; ``/n/<name>`` is not enabled
 (the app answers itself); ``/stats`` reports how many app iterables were created and
 closed, so a test can assert "closed exactly once" across the process boundary, and
 ``/sockets`` the classes of the sockets the own pool keeps.
@@ -53,12 +56,16 @@ def backend(environ, start_response):
         )
         return [body]
     name = path.rpartition("/")[2]
-    if path.startswith(("/r/", "/o/", "/s/")) and can_reproxy(environ):
+    if path.startswith(("/r/", "/o/", "/s/", "/d/")) and can_reproxy(environ):
         replicas = os.environ["RP_REPLICAS"].split()
         urls = [f"{base}/files/{name}" for base in replicas]
+        expected_size = None
         if path.startswith("/s/"):
             urls = [os.environ["RP_STALL"]]
-        headers = reproxy_headers(*urls)
+        if path.startswith("/d/"):
+            urls = [os.environ["RP_DYING"]]
+            expected_size = int(os.environ["RP_DYING_SIZE"])
+        headers = reproxy_headers(*urls, expected_size=expected_size)
         start_response("200 OK", [("Content-Type", "application/x-app"), *headers])
         return _Counted([b"IGNORED"])
     body = f"plain {name}\n".encode()
@@ -78,7 +85,7 @@ shared_pool = ReproxyMiddleware(
 )
 own_pool = ReproxyMiddleware(
     backend,
-    allow=["/o/", "/s/"],
+    allow=["/o/", "/s/", "/d/"],
     preserve=["Content-Type"],
     timeout=urllib3.Timeout(connect=2, read=1),
 )
@@ -97,5 +104,5 @@ def _own_sockets():
 
 
 def application(environ, start_response):
-    middleware = own_pool if environ["PATH_INFO"].startswith(("/o/", "/s/")) else shared_pool
+    middleware = own_pool if environ["PATH_INFO"].startswith(("/o/", "/s/", "/d/")) else shared_pool
     return middleware(environ, start_response)
