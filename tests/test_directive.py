@@ -92,12 +92,20 @@ BAD_URLS = [
     ("http://h:0/", "port 0"),
     ("http://%6c%6fcalhost/", "percent-encoded host"),
     ("javascript:alert(1)", "absolute"),
+    ("http://h/bucket/../secret", ". or .. segment"),
+    ("http://h/bucket/..", ". or .. segment"),
+    ("http://h/bucket/./x", ". or .. segment"),
+    ("http://h/bucket/%2e%2e/secret", ". or .. segment"),
+    ("http://h/bucket/%2E%2e", ". or .. segment"),
+    ("http://h/bucket/..%2fsecret", ". or .. segment"),
+    ("http://h/bucket/..%5csecret", ". or .. segment"),
 ]
 
 
 @pytest.mark.parametrize(("url", "why"), BAD_URLS, ids=[repr(u) for u, _ in BAD_URLS])
 def test_invalid_urls_are_rejected(url, why):
-    """R4.3: absolute http/https, a host, no userinfo, no C0/DEL."""
+    """R4.3: absolute http/https, a host, no userinfo, no C0/DEL; and no dot segment,
+    which urllib3 and storage servers resolve: a way out of the app's prefix."""
     reason = check_url(url)
     assert reason is not None
     assert why in reason
@@ -112,6 +120,10 @@ def test_invalid_urls_are_rejected(url, why):
         "http://[::1]:8080/x",
         "http://10.0.0.1/x#frag",
         "http://h",
+        "http://h/bucket/file..txt",
+        "http://h/bucket/.hidden/...",
+        "http://h/x?next=../y",
+        "http://h/x#../y",
     ],
 )
 def test_valid_urls_pass(url):

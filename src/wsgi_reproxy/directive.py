@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from urllib.parse import unquote
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -135,6 +136,21 @@ def _authority(url: str) -> str:
     return re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
 
 
+def _has_dot_segment(url: str) -> bool:
+    """A ``.`` or ``..`` path segment, also once percent-decoded (``%2e%2e``, ``..%2f``).
+
+    urllib3 removes dot segments before sending, and storage servers (nginx) decode and
+    resolve them: either way ``/bucket/../secret`` is fetched as ``/secret``, outside the
+    prefix the app built the URL under -- a traversal when part of the path comes from a
+    user.  No storage URL needs one.
+    """
+    path = re.split(r"[?#]", url.partition("://")[2], maxsplit=1)[0].partition("/")[2]
+    if "." not in path and "%" not in path:
+        return False
+    segments = re.split(r"[/\\]", unquote(path))
+    return any(segment in (".", "..") for segment in segments)
+
+
 @functools.lru_cache(maxsize=4096)
 def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
     """Return why ``url`` may not be reproxied, or ``None`` when it may (SPEC R4.3).
@@ -158,6 +174,8 @@ def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
         # urllib3 >= 2.8 decodes %-escapes in the host before connecting: refuse them, or
         # "http://%6c%6fcalhost/" would reach a host that upstream_hosts never saw.
         return "has a percent-encoded host"
+    if _has_dot_segment(url):
+        return "has a . or .. segment in its path (also when percent-encoded)"
     port = _DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
     if port == 0:
         return "has port 0"
