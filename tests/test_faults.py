@@ -460,3 +460,21 @@ def test_a_206_whose_length_is_not_its_ranges_fails_over(scripted, file_server, 
         result = call(mw, "/r/f", headers={"Range": "bytes=0-9"})
     assert (result.code, result.body) == (206, FILES["1m.bin"][:10])
     assert any("is not the length of Content-Range" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("interim", [b"103 Early Hints", b"102 Processing", b"100 Continue"])
+def test_interim_responses_before_the_answer_are_skipped(scripted, interim):
+    """RFC 9110 §15.2: any number of 1xx may precede the final answer (http.client skips
+    only 100 Continue, and would take a 103 for the answer and fail the URL)."""
+    early = b"HTTP/1.1 " + interim + b"\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    answer = response_head("200 OK", [("Content-Length", "5"), ("Connection", "close")])
+    target = scripted(respond(early + early + answer + b"hello"))
+    result = call(middleware(target.url("/f")), "/r/f")
+    assert (result.code, result.body) == (200, b"hello")
+    assert result.header("Link") is None  # the interim response's headers are not the answer's
+
+
+def test_switching_protocols_is_not_skipped_as_interim(scripted):
+    """101 is never asked for: it is an answer, and not a usable one."""
+    target = scripted(respond(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
+    assert call(middleware(target.url("/f")), "/r/f").code == 502

@@ -85,6 +85,16 @@ def test_ini_file_builds_the_middleware(tmp_path, file_server):
     mw.pool.clear()
 
 
+def test_an_option_also_in_default_is_refused_not_silently_dropped(tmp_path):
+    """PasteDeploy drops a section's ``timeout`` when [DEFAULT] has one: the filter would
+    run with the built-in default without a word.  Refused, with the way out."""
+    ini = "\n[DEFAULT]\ntimeout = 10\n"
+    with pytest.raises(ValueError, match=r"timeout also set in \[DEFAULT\].*get timeout"):
+        load(tmp_path, "allow = /downloads\ntimeout = connect=1 read=7\n" + ini)
+    mw = load(tmp_path, "allow = /downloads\nget timeout = timeout\n" + ini)
+    assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (10.0, 10.0)
+
+
 def test_minimal_ini(tmp_path):
     mw = load(tmp_path, "allow = /downloads\n")
     assert mw.allow.rules == ("/downloads",)
@@ -106,6 +116,9 @@ def test_minimal_ini(tmp_path):
         ({"preserve": "Content-Length"}, "preserve may not name"),
         ({"upstream_hosts": "h:port"}, "upstream_hosts"),
         ({"colour": "blue"}, "unknown wsgi-reproxy option 'colour'"),
+        ({"timeout": "inf"}, "timeout must be positive and at most"),
+        ({"timeout": "connect=2 read=inf"}, "timeout's read must be positive and at most"),
+        ({"timeout": "read=nan"}, "timeout's read must be positive"),
     ],
 )
 def test_bad_values_raise_with_the_option_named(options, message):

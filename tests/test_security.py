@@ -26,6 +26,10 @@ SMALL = FILES["small.txt"]
         ("fe80::1%eth0", True),
         ("0.0.0.0", True),
         ("::ffff:127.0.0.1", True),
+        ("fd00:ec2::254", True),  # AWS's IPv6 metadata service
+        ("100.100.100.200", True),  # Alibaba Cloud's metadata service
+        ("::ffff:100.100.100.200", True),
+        ("100.100.100.201", False),
         ("10.1.2.3", False),
         ("192.168.1.1", False),
         ("93.184.216.34", False),

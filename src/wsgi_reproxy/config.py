@@ -7,6 +7,8 @@ arrive as strings.
 
 from __future__ import annotations
 
+import threading
+
 import urllib3
 
 from .headers import TOKEN
@@ -43,10 +45,21 @@ def positive_int(value: object, option: str) -> int:
 
 
 def timeout_option(value: object) -> urllib3.Timeout:
+    """A ``urllib3.Timeout`` whose every number is a usable wait: positive, and at most
+    ``threading.TIMEOUT_MAX`` (infinity or 1e300 would be accepted here and then fail
+    every request, deep in the socket layer, with ``OverflowError``)."""
     if isinstance(value, urllib3.Timeout):
+        for side in ("_connect", "_read", "total"):  # None: no limit on that side
+            _check_seconds(getattr(value, side, None), f"timeout's {side.lstrip('_')}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"timeout must be a number of seconds or a urllib3.Timeout, not {value!r}")
-    if not value > 0:
-        raise ValueError(f"timeout must be positive, not {value}")
+    _check_seconds(value, "timeout")
     return urllib3.Timeout(connect=float(value), read=float(value))
+
+
+def _check_seconds(value: object, what: str) -> None:
+    if isinstance(value, int | float) and not 0 < value <= threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"{what} must be positive and at most {threading.TIMEOUT_MAX:.0f} seconds, not {value}"
+        )

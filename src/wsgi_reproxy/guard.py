@@ -29,15 +29,23 @@ from .connections import (
 )
 from .directive import HostPatterns
 
-__all__ = ["guarded_pool_classes", "is_guarded", "is_local_address"]
+__all__ = ["METADATA_ADDRESSES", "guarded_pool_classes", "is_guarded", "is_local_address"]
+
+
+# Cloud metadata services outside the link-local ranges: AWS's IPv6 endpoint and Alibaba
+# Cloud's.  (AWS, GCP, Azure and Oracle answer at 169.254.169.254, which is link-local.)
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+)
 
 
 def is_local_address(address: str) -> bool:
-    """Loopback (127/8, ::1), link-local (169.254/16, fe80::/10) or unspecified (0.0.0.0)."""
+    """Loopback (127/8, ::1), link-local (169.254/16, fe80::/10), unspecified (0.0.0.0),
+    or a cloud metadata service (:data:`METADATA_ADDRESSES`)."""
     ip = ipaddress.ip_address(address.partition("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_link_local or ip.is_unspecified
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip in METADATA_ADDRESSES
 
 
 class _RefuseLocal:

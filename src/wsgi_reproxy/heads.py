@@ -14,9 +14,11 @@ answer with plain headers, so this module reads them directly:
   obs-text, a line without a colon, a control character -- goes to the email parser as in
   ``http.client.parse_headers``, so odd input gets exactly the standard library's
   answer.  ``tests/test_heads.py`` checks the two against each other on generated
-  header blocks.  One deliberate difference: a head that the connection's end cuts off
+  header blocks.  Two deliberate differences: a head that the connection's end cuts off
   before its blank line raises :class:`HeadCutOff`, where http.client would take the
-  lines so far for the whole head (and a target dying there for an empty response);
+  lines so far for the whole head (and a target dying there for an empty response); and
+  every interim (1xx) response is skipped, where http.client skips only ``100 Continue``
+  and returns a ``103 Early Hints`` as the answer;
 * its read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`), so that a
   small file arrives over plain HTTP in the same system call as its head and leaves in
   one piece;
@@ -165,12 +167,15 @@ class HeadResponse(http.client.HTTPResponse):
         # how the header block is parsed -- and a bound on interim responses, as in the
         # stdlib's own fix for gh-150743: a server sending "100 Continue" forever must not
         # hold the thread (the read timeout never fires while bytes keep coming).
+        # And every interim response is skipped, not only "100 Continue": a "103 Early
+        # Hints" or "102 Processing" before the final answer is lawful (RFC 9110 §15.2),
+        # and http.client would return it as the response.  101 is never asked for: final.
         max_interim = _limit("_MAXINTERIMRESPONSES", 100)
         for _ in range(max_interim + 1):
             version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
+            if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
                 break
-            read_header_lines(self.fp, _max_headers)  # skip the 100 response's headers
+            read_header_lines(self.fp, _max_headers)  # skip the interim response's headers
         else:
             raise http.client.HTTPException(f"got more than {max_interim} interim responses")
         self.code = self.status = status

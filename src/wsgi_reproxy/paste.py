@@ -117,9 +117,40 @@ def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
+_OPTIONS = frozenset(
+    {
+        "allow",
+        "deny",
+        "preserve",
+        "forward",
+        "upstream_hosts",
+        "timeout",
+        "chunk_size",
+        "max_urls",
+        "pool_maxsize",
+        "resume",
+        "refuse_local",
+        "pool_block",
+    }
+)
+
+
 def filter_app_factory(
     app: WSGIApp, global_conf: Mapping[str, str], **local_conf: str
 ) -> ReproxyMiddleware:
     """``paste.filter_app_factory`` entry point ``main``: wrap ``app`` with the options of
-    the ``[filter:...]`` section (``global_conf`` is not used: options are per filter)."""
+    the ``[filter:...]`` section (``global_conf`` is not used: options are per filter).
+
+    PasteDeploy drops a section's own option when ``[DEFAULT]`` has one of the same name,
+    so ``timeout`` in both would silently leave the filter with the built-in default.
+    Such a name is refused unless the section takes it with ``get timeout = timeout``.
+    """
+    shadowed = sorted((_OPTIONS & set(global_conf)) - set(local_conf))
+    if shadowed:
+        names = ", ".join(shadowed)
+        raise ValueError(
+            f"wsgi-reproxy option(s) {names} also set in [DEFAULT]: PasteDeploy then drops "
+            f"the filter section's own value; rename the [DEFAULT] key, or write "
+            f"'get {shadowed[0]} = {shadowed[0]}' in the filter section to use it"
+        )
     return ReproxyMiddleware(app, **options_from_strings(local_conf))
