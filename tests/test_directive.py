@@ -99,6 +99,7 @@ BAD_URLS = [
     ("http://h/bucket/%2E%2e", ". or .. segment"),
     ("http://h/bucket/..%2fsecret", ". or .. segment"),
     ("http://h/bucket/..%5csecret", ". or .. segment"),
+    ("http://h:80\\..\\..\\secret", ". or .. segment"),
 ]
 
 
@@ -212,3 +213,16 @@ def test_reproxy_headers_refuses_bad_input(urls, kwargs):
 def test_reproxy_headers_refuses_non_str_urls():
     with pytest.raises(TypeError):
         reproxy_headers(b"http://h/x")  # type: ignore[arg-type]
+
+
+def test_long_urls_are_checked_but_not_cached():
+    """A process-wide cache keyed by URLs must not pin 4096 URLs of 64 KiB each."""
+    from wsgi_reproxy.directive import CACHED_URL_MAX, _check_url_cached
+
+    before = _check_url_cached.cache_info().currsize
+    long_url = "http://h/" + "a" * CACHED_URL_MAX
+    assert check_url(long_url) is None
+    assert check_url(long_url + "/../x") is not None
+    assert _check_url_cached.cache_info().currsize == before
+    assert check_url("http://h/short-and-new") is None
+    assert _check_url_cached.cache_info().currsize == before + 1

@@ -440,11 +440,17 @@ def test_a_malformed_content_length_fails_over(scripted, file_server, length, ca
     assert any("Content-Length" in r.getMessage() for r in caplog.records)
 
 
-def test_a_repeated_content_length_with_one_value_is_accepted(scripted):
-    head = response_head("200 OK", [("Content-Length", "5"), ("Content-Length", "5")])
-    twice = scripted(respond(head + b"hello"))
-    result = call(middleware(twice.url("/f")), "/r/f")
+@pytest.mark.parametrize(
+    "lengths", [["5", "5"], ["5, 5"], [" 5"]], ids=["two-lines", "a-list", "padded"]
+)
+def test_a_valid_but_unusual_content_length_reaches_the_client_as_one_value(scripted, lengths):
+    """RFC 9110 §8.6: a repeated value is accepted, and a proxy sends it on as one value:
+    gunicorn and waitress answer 500 to ``5, 5``."""
+    head = response_head("200 OK", [("Content-Length", value) for value in lengths])
+    odd = scripted(respond(head + b"hello"))
+    result = call(middleware(odd.url("/f")), "/r/f")
     assert (result.code, result.body) == (200, b"hello")
+    assert [v for n, v in result.headers if n.lower() == "content-length"] == ["5"]
 
 
 def test_a_206_whose_length_is_not_its_ranges_fails_over(scripted, file_server, caplog):
@@ -478,3 +484,51 @@ def test_switching_protocols_is_not_skipped_as_interim(scripted):
     """101 is never asked for: it is an answer, and not a usable one."""
     target = scripted(respond(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
     assert call(middleware(target.url("/f")), "/r/f").code == 502
+
+
+@pytest.mark.parametrize("named", ["Content-Encoding", "content-length", "Content-Range"])
+def test_a_framing_header_named_in_connection_fails_over(scripted, file_server, named, caplog):
+    """Connection-named headers are hop-by-hop and dropped, but the bytes are still framed
+    by them (gzip bytes without their Content-Encoding): that URL fails."""
+    head = response_head(
+        "200 OK",
+        [("Content-Encoding", "gzip"), ("Content-Length", "5"), ("Connection", f"close, {named}")],
+    )
+    odd = scripted(respond(head + b"hello"))
+    mw = middleware(odd.url("/f"), file_server.url("/files/small.txt"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("Connection names framing headers" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("size", [len(SMALL) + 2, len(SMALL) - 2], ids=["longer", "shorter"])
+def test_a_small_chunked_body_of_the_wrong_size_fails_over(scripted, file_server, size, caplog):
+    """A stale replica whose whole chunked body came with its first read, at the wrong
+    size, is a failed URL like one with a wrong Content-Length -- not an aborted download."""
+    body = b"x" * size
+    head = response_head("200 OK", [("Transfer-Encoding", "chunked"), ("Connection", "close")])
+    stale = scripted(respond(head + b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"))
+    mw = middleware(
+        stale.url("/f"),
+        file_server.url("/files/small.txt"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
+    )
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("differs from X-Reproxy-Expected-Size" in r.getMessage() for r in caplog.records)
+
+
+def test_a_small_chunked_body_that_breaks_before_it_began_fails_over(scripted, file_server):
+    """Reading a small body to its end before the response starts: a break there is one
+    more failed URL, not an aborted response."""
+    head = response_head("200 OK", [("Transfer-Encoding", "chunked")])
+    dies = scripted(respond(head + b"2\r\nab\r\n5\r\nxy"))  # then the connection closes
+    mw = middleware(
+        dies.url("/f"),
+        file_server.url("/files/small.txt"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
+    )
+    result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)

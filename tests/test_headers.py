@@ -182,3 +182,13 @@ def test_forward_replaces_the_default_list():
         "User-Agent": "wsgi-reproxy/test",
         "Accept-Language": "fr",
     }
+
+
+def test_long_header_names_are_checked_but_not_cached():
+    """A target's 60 KB header names must not stay pinned in a process-wide cache."""
+    from wsgi_reproxy.headers import _is_short_token
+
+    before = _is_short_token.cache_info().currsize
+    kept, unsafe = clean_target_headers([("X" * 60_000, "v"), ("Bad Name" * 10, "v")])
+    assert (kept, unsafe) == ([("X" * 60_000, "v")], ["Bad Name" * 10])
+    assert _is_short_token.cache_info().currsize == before

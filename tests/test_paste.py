@@ -13,7 +13,7 @@ from paste.deploy import loadapp
 from harness import BackendApp, call
 from upstreams import FILES
 from wsgi_reproxy import ReproxyMiddleware
-from wsgi_reproxy.paste import options_from_strings
+from wsgi_reproxy.paste import filter_app_factory, options_from_strings
 
 BACKEND = BackendApp()
 
@@ -93,6 +93,9 @@ def test_an_option_also_in_default_is_refused_not_silently_dropped(tmp_path):
         load(tmp_path, "allow = /downloads\ntimeout = connect=1 read=7\n" + ini)
     mw = load(tmp_path, "allow = /downloads\nget timeout = timeout\n" + ini)
     assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (10.0, 10.0)
+    # a [DEFAULT] value meant for the app, and none of the filter's own: nothing is lost
+    mw = load(tmp_path, "allow = /downloads\n" + ini)
+    assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (5.0, 30.0)
 
 
 def test_minimal_ini(tmp_path):
@@ -169,3 +172,16 @@ def test_pool_options_size_the_middlewares_own_pool():
 
 def test_empty_upstream_hosts_allows_nothing():
     assert options_from_strings({"upstream_hosts": ""})["upstream_hosts"] == []
+
+
+@pytest.mark.parametrize("ini", [None, "missing", "unparsable"])
+def test_a_default_option_without_a_readable_ini_file_is_no_error(tmp_path, ini):
+    """Without the ini file to read, nothing shows that a section value was dropped."""
+    global_conf = {"timeout": "10"}
+    if ini is not None:
+        path = tmp_path / "app.ini"
+        if ini == "unparsable":
+            path.write_text("timeout = 1\n[filter:x]\nuse = egg:wsgi-reproxy\n")
+        global_conf["__file__"] = str(path)
+    mw = filter_app_factory(BackendApp(), global_conf, allow="/downloads")
+    assert mw.timeout.read_timeout == 30.0

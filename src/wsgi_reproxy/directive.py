@@ -144,20 +144,35 @@ def _has_dot_segment(url: str) -> bool:
     prefix the app built the URL under -- a traversal when part of the path comes from a
     user.  No storage URL needs one.
     """
-    path = re.split(r"[?#]", url.partition("://")[2], maxsplit=1)[0].partition("/")[2]
+    # the path starts where urllib3 ends the authority: at "/", or at a backslash
+    after_scheme = re.split(r"[?#]", url.partition("://")[2], maxsplit=1)[0]
+    authority_and_path = re.split(r"[/\\]", after_scheme, maxsplit=1)
+    path = authority_and_path[1] if len(authority_and_path) == 2 else ""
     if "." not in path and "%" not in path:
         return False
     segments = re.split(r"[/\\]", unquote(path))
     return any(segment in (".", "..") for segment in segments)
 
 
-@functools.lru_cache(maxsize=4096)
+# Caches keyed by what a target or a user can make long keep only short keys: a worker's
+# memory must not be pinned by 4096 URLs of 64 KiB.  Presigned URLs, the long ones, are
+# unique per request anyway.
+CACHED_URL_MAX = 1024
+
+
 def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
     """Return why ``url`` may not be reproxied, or ``None`` when it may (SPEC R4.3).
 
-    Cached: the same file URLs come back request after request, and urllib3's parser was
-    the largest cost of reading a directive.  ``hosts`` is compared by identity.
+    Cached for URLs of up to :data:`CACHED_URL_MAX` characters: the same file URLs come
+    back request after request, and urllib3's parser was the largest cost of reading a
+    directive.  ``hosts`` is compared by identity.
     """
+    if len(url) > CACHED_URL_MAX:
+        return _check_url(url, hosts)
+    return _check_url_cached(url, hosts)
+
+
+def _check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
     if _BAD_URL_CHARS.search(url):
         return "contains whitespace, a control character or non-ASCII"
     try:
@@ -182,6 +197,9 @@ def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
     if hosts is not None and not hosts.allows(parsed.host, port, parsed.scheme):
         return "is not on a host allowed by upstream_hosts"
     return None
+
+
+_check_url_cached = functools.lru_cache(maxsize=4096)(_check_url)
 
 
 def parse_expected_size(value: str) -> int | None:

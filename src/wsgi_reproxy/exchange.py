@@ -181,12 +181,7 @@ class Exchange:
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
         has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
         expected_length = _expected_length(response, has_body, directive)
-        if expected_length is not None and "Content-Length" not in response.headers:
-            # Known, but not announced (chunked, or until the connection's end): say it, so
-            # that a body that breaks looks short to the client under every server.  Without
-            # a length, a server can only close the connection, which uWSGI, wsgiref and any
-            # HTTP/1.0 client take for the end of a whole body.
-            headers.append(("Content-Length", str(expected_length)))
+        headers = _announce_length(headers, response.headers.get("Content-Length"), expected_length)
         try:
             self.start_response(_status_line(response.status, response.reason), headers)
         except BaseException:
@@ -242,6 +237,35 @@ def _status_line(status: int, reason: str | None) -> str:
         except ValueError:
             reason = "Unknown"
     return f"{status} {reason}"
+
+
+def _announce_length(
+    headers: list[tuple[str, str]], announced: str | None, known: int | None
+) -> list[tuple[str, str]]:
+    """The client's ``Content-Length``: the target's as one plain value, or the length
+    known without one.
+
+    A target's ``5, 5`` (or two identical lines) is valid and accepted (RFC 9110 §8.6), but
+    must reach the client as one value: gunicorn and waitress answer 500 to the list.  And
+    a length known but not announced (chunked, or until the connection's end) is said, so
+    that a body that breaks looks short to the client under every server: without one, a
+    server can only close the connection, which uWSGI, wsgiref and any HTTP/1.0 client
+    take for the end of a whole body.
+    """
+    length = parse_content_length(announced) if announced is not None else known  # checked
+    if length is None or announced == str(length):
+        return headers  # nothing to say, or said plainly once already
+    value = str(length)
+    result = []
+    for name, old in headers:
+        if name.lower() != "content-length":
+            result.append((name, old))
+        elif value:
+            result.append((name, value))
+            value = ""
+    if value:
+        result.append(("Content-Length", value))
+    return result
 
 
 def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:

@@ -66,9 +66,16 @@ def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return tokens
 
 
-@functools.lru_cache(maxsize=1024)
 def _is_token(name: str) -> bool:
-    """Header names repeat from response to response: check each spelling once."""
+    """Header names repeat from response to response: each short spelling is checked
+    once (a target's 60 KB names must not stay pinned in a process-wide cache)."""
+    if len(name) > 64:
+        return TOKEN.fullmatch(name) is not None
+    return _is_short_token(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_short_token(name: str) -> bool:
     return TOKEN.fullmatch(name) is not None
 
 

@@ -24,6 +24,7 @@ is loaded.
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import re
 from collections.abc import Mapping
@@ -143,14 +144,40 @@ def filter_app_factory(
 
     PasteDeploy drops a section's own option when ``[DEFAULT]`` has one of the same name,
     so ``timeout`` in both would silently leave the filter with the built-in default.
-    Such a name is refused unless the section takes it with ``get timeout = timeout``.
+    Such an option, set in a wsgi-reproxy section of the ini file, is refused (unless the
+    section takes the ``[DEFAULT]`` value with ``get timeout = timeout``); a ``[DEFAULT]``
+    value meant for the app, with no value of the filter's own, is fine.
     """
-    shadowed = sorted((_OPTIONS & set(global_conf)) - set(local_conf))
+    shadowed = (_OPTIONS & set(global_conf)) - set(local_conf)
     if shadowed:
-        names = ", ".join(shadowed)
-        raise ValueError(
-            f"wsgi-reproxy option(s) {names} also set in [DEFAULT]: PasteDeploy then drops "
-            f"the filter section's own value; rename the [DEFAULT] key, or write "
-            f"'get {shadowed[0]} = {shadowed[0]}' in the filter section to use it"
-        )
+        lost = _set_in_reproxy_sections(global_conf.get("__file__"), shadowed)
+        if lost:
+            name = sorted(lost)[0]
+            raise ValueError(
+                f"wsgi-reproxy option(s) {', '.join(sorted(lost))} also set in [DEFAULT]: "
+                f"PasteDeploy drops the filter section's own value; rename the [DEFAULT] "
+                f"key, or write 'get {name} = {name}' in the filter section instead"
+            )
     return ReproxyMiddleware(app, **options_from_strings(local_conf))
+
+
+def _set_in_reproxy_sections(ini_file: str | None, names: frozenset[str]) -> set[str]:
+    """Which of ``names`` a wsgi-reproxy section of ``ini_file`` sets itself (read without
+    ``[DEFAULT]``, which is what PasteDeploy's own reading mixes in)."""
+    if ini_file is None:
+        return set()
+    parser = configparser.RawConfigParser(default_section="\0", strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # as PasteDeploy
+    try:
+        parser.read(ini_file, encoding="utf-8")
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return set()
+    found: set[str] = set()
+    for section in parser.sections():
+        factory = " ".join(
+            parser.get(section, key, fallback="")
+            for key in ("use", "paste.filter_app_factory", "paste.filter_factory")
+        )
+        if "wsgi-reproxy" in factory or "wsgi_reproxy" in factory:
+            found |= names & set(parser.options(section))
+    return found

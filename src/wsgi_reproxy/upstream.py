@@ -28,9 +28,9 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry, parse_url
 
-from .directive import Directive, HostPatterns
+from .directive import CACHED_URL_MAX, Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
-from .headers import is_multipart_ranges
+from .headers import FRAMING, is_multipart_ranges
 from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
 __all__ = [
@@ -163,6 +163,13 @@ def check_framing(response: BaseHTTPResponse, url: str) -> None:
     length of its ``Content-Range`` would put bytes at the wrong offsets.  Applied to the
     first target's answer and to every resume replica's.
     """
+    connection = response.headers.get("Connection")
+    if connection is not None:
+        # a framing header named in Connection would be dropped as hop-by-hop while the
+        # bytes are still framed by it (gzip bytes without their Content-Encoding)
+        named = {token.strip().lower() for token in connection.split(",")} & FRAMING
+        if named:
+            raise UpstreamError(url, f"Connection names framing headers {sorted(named)!r}")
     transfer_encoding = response.headers.get("Transfer-Encoding")
     if transfer_encoding is not None and transfer_encoding.lower() != "chunked":
         raise UpstreamError(url, f"unsupported Transfer-Encoding {transfer_encoding!r}")
@@ -243,10 +250,12 @@ def _closed_under_us(error: BaseException) -> bool:
     return isinstance(cause, RemoteDisconnected | ConnectionResetError | BrokenPipeError)
 
 
-@functools.lru_cache(maxsize=4096)
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
     parsed = parse_url(url)
     return parsed.scheme or "http", parsed.host or "", parsed.port, parsed.request_uri
+
+
+_origin_and_path_cached = functools.lru_cache(maxsize=4096)(_origin_and_path)
 
 
 def _urlopen(pool: urllib3.PoolManager, method: str, url: str, **kw: Any) -> BaseHTTPResponse:
@@ -259,7 +268,8 @@ def _urlopen(pool: urllib3.PoolManager, method: str, url: str, **kw: Any) -> Bas
     """
     if type(pool).urlopen is not urllib3.PoolManager.urlopen:
         return pool.urlopen(method, url, **kw)
-    scheme, host, port, request_uri = _origin_and_path(url)
+    split = _origin_and_path_cached if len(url) <= CACHED_URL_MAX else _origin_and_path
+    scheme, host, port, request_uri = split(url)
     if isinstance(pool, ReproxyPoolManager):
         connection_pool = pool.connection_from_origin(scheme, host, port)
     else:
@@ -305,6 +315,35 @@ def _get_for_head(
     return open_url(pool, url, "GET", headers, timeout)
 
 
+def _first_piece_within_size(
+    response: BaseHTTPResponse, url: str, first: bytes, expected_size: int, chunk_size: int
+) -> bytes:
+    """A body without ``Content-Length`` is held to the expected size as it streams; but
+    while the response has not started, a wrong size is still just a failed URL (a stale
+    replica), not an aborted download (R4.1, R5.3).  So a first piece already longer than
+    expected fails the URL, and a small body -- one that fits in a piece -- is read to its
+    end first, which a chunked body's first read does not reach (its last chunk follows)."""
+    if response.status != 200 or "Content-Length" in response.headers or is_encoded(response):
+        return first
+    try:
+        while len(first) < expected_size <= chunk_size:
+            more = response.read1(chunk_size, decode_content=False)
+            if not more:
+                break
+            first += more
+    except (HTTPError, OSError) as error:
+        raise UpstreamError(
+            url, f"body broke before it began: {_describe(error)}", timed_out=_is_timeout(error)
+        ) from error
+    ended = response.closed or len(first) < expected_size <= chunk_size
+    if len(first) > expected_size or (ended and len(first) != expected_size):
+        size = f"{len(first)}" if ended else f"at least {len(first)}"
+        raise UpstreamError(
+            url, f"size {size} differs from X-Reproxy-Expected-Size {expected_size}"
+        )
+    return first
+
+
 def _attempt(
     pool: urllib3.PoolManager,
     url: str,
@@ -320,7 +359,10 @@ def _attempt(
         response = _get_for_head(pool, url, headers, timeout, response)
     try:
         _check(response, url, expected_size)
-        return response, _first_chunk(response, url, method, chunk_size), stands_in
+        first = _first_chunk(response, url, method, chunk_size)
+        if method == "GET" and expected_size is not None:
+            first = _first_piece_within_size(response, url, first, expected_size, chunk_size)
+        return response, first, stands_in
     except UpstreamError:
         discard(response)
         raise
