@@ -265,7 +265,9 @@ def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[
     """The response headers that ask the middleware to serve ``urls`` (SPEC R1.3).
 
     URLs are checked the same way the middleware checks them, so a mistake shows up in the
-    app, with a traceback, instead of as a 502 later::
+    app, with a traceback, instead of as a 502 later -- all but the middleware's own
+    settings, which this function does not know: a URL outside ``upstream_hosts``, or
+    beyond the first ``max_urls``, passes here and is skipped there::
 
         >>> reproxy_headers("http://store-1/f/42", "http://store-2/f/42", expected_size=1024)
         ... # doctest: +NORMALIZE_WHITESPACE
