@@ -388,6 +388,17 @@ def test_a_refused_head_stands_in_on_a_connection_that_is_never_reused(scripted)
     assert target.connections == 3  # HEAD's, the cut-off GET's, then a fresh one
 
 
+def served_after(scripted, file_server, raw, caplog, *, expected_size=False):
+    """A target answering ``raw`` first, small.txt from the file server second: what the
+    client gets, and the middleware's warnings."""
+    odd = scripted(respond(raw))
+    extra = [("X-Reproxy-Expected-Size", str(len(SMALL)))] if expected_size else []
+    mw = middleware(odd.url("/f"), file_server.url("/files/small.txt"), extra_headers=extra)
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    return result, [record.getMessage() for record in caplog.records]
+
+
 @pytest.mark.parametrize(
     "cut",
     [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Le"],
@@ -396,12 +407,9 @@ def test_a_refused_head_stands_in_on_a_connection_that_is_never_reused(scripted)
 def test_a_target_dying_inside_its_head_fails_over(scripted, file_server, cut, caplog):
     """A head the connection's end cuts off is a broken target, not an empty 200 that
     ends cleanly (http.client alone would take it for one)."""
-    dying = scripted(respond(cut))
-    mw = middleware(dying.url("/f"), file_server.url("/files/small.txt"))
-    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
-        result = call(mw, "/r/f")
+    result, warnings = served_after(scripted, file_server, cut, caplog)
     assert (result.code, result.body) == (200, SMALL)
-    assert any("inside the response head" in r.getMessage() for r in caplog.records)
+    assert any("inside the response head" in warning for warning in warnings)
 
 
 @pytest.mark.parametrize("transfer_encoding", ["chunked ", "gzip, chunked", "identity"])
@@ -413,12 +421,10 @@ def test_a_transfer_coding_http_client_does_not_decode_fails_over(
     head = response_head(
         "200 OK", [("Transfer-Encoding", transfer_encoding), ("Connection", "close")]
     )
-    coded = scripted(respond(head + b"5\r\nhello\r\n0\r\n\r\n"))
-    mw = middleware(coded.url("/f"), file_server.url("/files/small.txt"))
-    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
-        result = call(mw, "/r/f")
+    raw = head + b"5\r\nhello\r\n0\r\n\r\n"
+    result, warnings = served_after(scripted, file_server, raw, caplog)
     assert (result.code, result.body) == (200, SMALL)
-    assert any("unsupported Transfer-Encoding" in r.getMessage() for r in caplog.records)
+    assert any("unsupported Transfer-Encoding" in warning for warning in warnings)
 
 
 @pytest.mark.parametrize("length", ["\u00b2", "+5", "1_0", "5, 6", "0x5", ""])
@@ -427,17 +433,11 @@ def test_a_malformed_content_length_fails_over(scripted, file_server, length, ca
     is 10): anything else fails that URL instead of reaching the client as its framing,
     or escaping the middleware as a ValueError."""
     head = response_head("200 OK", [("Content-Length", length), ("Connection", "close")])
-    odd = scripted(respond(head + b"hello"))
-    mw = middleware(
-        odd.url("/f"),
-        file_server.url("/files/small.txt"),
-        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
-    )
-    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
-        result = call(mw, "/r/f")
+    raw = head + b"hello"
+    result, warnings = served_after(scripted, file_server, raw, caplog, expected_size=True)
     assert (result.code, result.body) == (200, SMALL)
     # (urllib3 itself refuses two different values, in its own words)
-    assert any("Content-Length" in r.getMessage() for r in caplog.records)
+    assert any("Content-Length" in warning for warning in warnings)
 
 
 @pytest.mark.parametrize(
@@ -494,12 +494,9 @@ def test_a_framing_header_named_in_connection_fails_over(scripted, file_server, 
         "200 OK",
         [("Content-Encoding", "gzip"), ("Content-Length", "5"), ("Connection", f"close, {named}")],
     )
-    odd = scripted(respond(head + b"hello"))
-    mw = middleware(odd.url("/f"), file_server.url("/files/small.txt"))
-    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
-        result = call(mw, "/r/f")
+    result, warnings = served_after(scripted, file_server, head + b"hello", caplog)
     assert (result.code, result.body) == (200, SMALL)
-    assert any("Connection names framing headers" in r.getMessage() for r in caplog.records)
+    assert any("Connection names framing headers" in warning for warning in warnings)
 
 
 @pytest.mark.parametrize("size", [len(SMALL) + 2, len(SMALL) - 2], ids=["longer", "shorter"])
@@ -508,27 +505,17 @@ def test_a_small_chunked_body_of_the_wrong_size_fails_over(scripted, file_server
     size, is a failed URL like one with a wrong Content-Length -- not an aborted download."""
     body = b"x" * size
     head = response_head("200 OK", [("Transfer-Encoding", "chunked"), ("Connection", "close")])
-    stale = scripted(respond(head + b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"))
-    mw = middleware(
-        stale.url("/f"),
-        file_server.url("/files/small.txt"),
-        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
-    )
-    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
-        result = call(mw, "/r/f")
+    raw = head + b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"
+    result, warnings = served_after(scripted, file_server, raw, caplog, expected_size=True)
     assert (result.code, result.body) == (200, SMALL)
-    assert any("differs from X-Reproxy-Expected-Size" in r.getMessage() for r in caplog.records)
+    assert any("differs from X-Reproxy-Expected-Size" in warning for warning in warnings)
 
 
-def test_a_small_chunked_body_that_breaks_before_it_began_fails_over(scripted, file_server):
+def test_a_small_chunked_body_that_breaks_before_it_began_fails_over(scripted, file_server, caplog):
     """Reading a small body to its end before the response starts: a break there is one
     more failed URL, not an aborted response."""
     head = response_head("200 OK", [("Transfer-Encoding", "chunked")])
-    dies = scripted(respond(head + b"2\r\nab\r\n5\r\nxy"))  # then the connection closes
-    mw = middleware(
-        dies.url("/f"),
-        file_server.url("/files/small.txt"),
-        extra_headers=[("X-Reproxy-Expected-Size", str(len(SMALL)))],
-    )
-    result = call(mw, "/r/f")
+    raw = head + b"2\r\nab\r\n5\r\nxy"  # then the connection closes
+    result, warnings = served_after(scripted, file_server, raw, caplog, expected_size=True)
     assert (result.code, result.body) == (200, SMALL)
+    assert any("broke before it began" in warning for warning in warnings)
