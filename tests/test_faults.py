@@ -499,13 +499,22 @@ def test_a_framing_header_named_in_connection_fails_over(scripted, file_server, 
     assert any("Connection names framing headers" in warning for warning in warnings)
 
 
-@pytest.mark.parametrize("size", [len(SMALL) + 2, len(SMALL) - 2], ids=["longer", "shorter"])
-def test_a_small_chunked_body_of_the_wrong_size_fails_over(scripted, file_server, size, caplog):
-    """A stale replica whose whole chunked body came with its first read, at the wrong
-    size, is a failed URL like one with a wrong Content-Length -- not an aborted download."""
+@pytest.mark.parametrize(
+    ("size", "chunks"),
+    [(len(SMALL) + 2, 1), (len(SMALL) - 2, 1), (len(SMALL) + 5, 2)],
+    ids=["longer", "shorter", "the-right-size-then-more"],
+)
+def test_a_small_chunked_body_of_the_wrong_size_fails_over(
+    scripted, file_server, size, chunks, caplog
+):
+    """A stale replica whose small chunked body has the wrong size is a failed URL, like
+    one with a wrong Content-Length -- not an aborted download; also when its first chunk
+    alone has the expected size (the body is read past it, to its end)."""
     body = b"x" * size
+    cut = len(SMALL) if chunks == 2 else size
+    parts = [body[:cut], body[cut:]] if chunks == 2 else [body]
     head = response_head("200 OK", [("Transfer-Encoding", "chunked"), ("Connection", "close")])
-    raw = head + b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"
+    raw = head + b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
     result, warnings = served_after(scripted, file_server, raw, caplog, expected_size=True)
     assert (result.code, result.body) == (200, SMALL)
     assert any("differs from X-Reproxy-Expected-Size" in warning for warning in warnings)
@@ -519,3 +528,37 @@ def test_a_small_chunked_body_that_breaks_before_it_began_fails_over(scripted, f
     result, warnings = served_after(scripted, file_server, raw, caplog, expected_size=True)
     assert (result.code, result.body) == (200, SMALL)
     assert any("broke before it began" in warning for warning in warnings)
+
+
+def test_connection_may_name_transfer_encoding(scripted):
+    """Transfer-Encoding is hop-by-hop anyway (and decoded): naming it in Connection is
+    lawful (RFC 9110 §7.6.1), and Pushpin and PHP's server do."""
+    head = response_head(
+        "200 OK",
+        [("Transfer-Encoding", "chunked"), ("Connection", "keep-alive, Transfer-Encoding")],
+    )
+    target = scripted(respond(head + b"5\r\nhello\r\n0\r\n\r\n", keep_open=True))
+    result = call(middleware(target.url("/f")), "/r/f")
+    assert (result.code, result.body) == (200, b"hello")
+
+
+def test_a_chunked_body_with_a_content_length_too_fails_over(scripted, file_server, caplog):
+    """http.client reads it by its chunks while the client would be told the other length
+    (RFC 9112 §6.3: an error)."""
+    head = response_head(
+        "200 OK",
+        [("Transfer-Encoding", "chunked"), ("Content-Length", "5"), ("Connection", "close")],
+    )
+    raw = head + b"a\r\nHELLOWORLD\r\n0\r\n\r\n"
+    result, warnings = served_after(scripted, file_server, raw, caplog)
+    assert (result.code, result.body) == (200, SMALL)
+    assert any("both Transfer-Encoding and Content-Length" in warning for warning in warnings)
+
+
+def test_a_close_after_an_interim_response_is_not_retried(scripted, caplog):
+    """A response had begun: not a stale keep-alive, so the request is not sent again."""
+    target = scripted(respond(b"HTTP/1.1 103 Early Hints\r\n\r\n"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        assert call(middleware(target.url("/f")), "/r/f").code == 502
+    assert len(target.requests) == 1
+    assert any("after 1 interim response(s)" in r.getMessage() for r in caplog.records)

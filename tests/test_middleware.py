@@ -14,7 +14,7 @@ import logging
 import pytest
 import urllib3
 
-from harness import BackendApp, call, reproxy_app
+from harness import BackendApp, call, make_environ, reproxy_app
 from upstreams import FILES, FileServer, respond, response_head
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
 from wsgi_reproxy.pools import ReproxyPoolManager
@@ -384,6 +384,42 @@ def test_a_chunked_body_of_known_length_is_announced(file_server):
     )
     result = call(mw_for(app), "/r/f")
     assert (result.body, result.header("Content-Length")) == (data, str(len(data)))
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "until-close"])
+def test_a_body_longer_than_the_announced_length_never_completes_it(scripted, chunked):
+    """The middleware announced the expected size, the target did not: the piece that
+    completes it goes out only once nothing follows it.  A longer (stale) body leaves the
+    client short of the length it was told -- an abort it can see -- never holding every
+    promised byte of the wrong file."""
+    piece = bytes(range(256)) * 256
+    if chunked:
+        framing = [("Transfer-Encoding", "chunked")]
+        body = b"".join(b"%x\r\n" % len(piece) + piece + b"\r\n" for _ in range(3))
+        body += b"0\r\n\r\n"
+    else:
+        framing = []
+        body = piece * 3
+    head = response_head("200 OK", [*framing, ("Connection", "close")])
+    target = scripted(respond(head + body))
+    expected = 2 * len(piece)
+    app = reproxy_app(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", str(expected))])
+    started = {}
+    iterable = mw_for(app)(make_environ("/r/f"), lambda s, h, e=None: started.update(h=h))
+    received = bytearray()
+    try:
+        with pytest.raises(UpstreamBodyError, match=f"more than the {expected} bytes expected"):
+            _read_into(received, iterable)
+    finally:
+        iterable.close()
+    assert ("Content-Length", str(expected)) in started["h"]
+    assert len(received) < expected
+    assert bytes(received) == (piece * 2)[: len(received)]
+
+
+def _read_into(received, iterable):
+    for chunk in iterable:
+        received += chunk
 
 
 def test_expected_size_bounds_a_chunked_body(file_server):

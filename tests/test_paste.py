@@ -98,6 +98,14 @@ def test_an_option_also_in_default_is_refused_not_silently_dropped(tmp_path):
     assert (mw.timeout.connect_timeout, mw.timeout.read_timeout) == (5.0, 30.0)
 
 
+def test_another_filters_value_does_not_count_against_this_one(tmp_path):
+    """Only the section being loaded is judged: another wsgi-reproxy filter of the same
+    file, for another pipeline, may set an option [DEFAULT] shadows."""
+    extra = "\n[DEFAULT]\ntimeout = 10\n\n[filter:other]\nuse = egg:wsgi-reproxy\nallow = /x\n"
+    mw = load(tmp_path, "allow = /downloads\n" + extra + "timeout = 3\n")
+    assert (mw.allow.rules, mw.timeout.read_timeout) == (("/downloads",), 30.0)
+
+
 def test_minimal_ini(tmp_path):
     mw = load(tmp_path, "allow = /downloads\n")
     assert mw.allow.rules == ("/downloads",)

@@ -245,7 +245,7 @@ def test_chunked_body_of_unknown_length_cannot_resume(scripted, file_server):
     ],
 )
 def test_parse_content_range(value, parsed):
-    from wsgi_reproxy.upstream import parse_content_range
+    from wsgi_reproxy.framing import parse_content_range
 
     assert parse_content_range(value) == parsed
 

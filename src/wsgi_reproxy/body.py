@@ -68,6 +68,10 @@ class ReproxyBody:
 
     :param expected_length: how many bytes the body must have (``Content-Length``, or the
         ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
+    :param confirm_end: the length was announced to the client by the middleware, not
+        by the target (whose own ``Content-Length`` http.client enforces): before the
+        piece that completes it goes out, one more read must find the body's end, or the
+        client -- holding every byte it was promised -- would never see the abort.
     :param has_body: False for HEAD, 204 and 304: nothing is read.
     :param first_chunk: the first piece of the body, read before the response started.
     :param drain: for a response without body, read it to its (empty) end so the
@@ -88,6 +92,7 @@ class ReproxyBody:
         "_chunk_size",
         "_closed",
         "_complete",
+        "_confirm_end",
         "_drain",
         "_expected",
         "_first",
@@ -110,8 +115,10 @@ class ReproxyBody:
         resume: Resumer | NoResume | Callable[[], Resumer | NoResume],
         first_chunk: bytes = b"",
         drain: bool = True,
+        confirm_end: bool = False,
     ) -> None:
         self._response = response
+        self._confirm_end = confirm_end
         self._drain = drain
         self._first = first_chunk
         self.url = url
@@ -152,14 +159,24 @@ class ReproxyBody:
         expected = self._expected
         try:
             for chunk in self._chunks():
-                if expected is not None and self._sent + len(chunk) > expected:
+                sent = self._sent + len(chunk)
+                if expected is not None and sent > expected:
                     self._abort(f"more than the {expected} bytes expected")
-                self._sent += len(chunk)
+                if sent == expected and self._confirm_end:
+                    self._nothing_follows(expected)
+                self._sent = sent
                 yield chunk
         except (HTTPError, OSError) as error:
             raise _Broken(f"{type(error).__name__}: {error}") from error
         if expected is not None and self._sent != expected:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")
+
+    def _nothing_follows(self, expected: int) -> None:
+        """The body has its ``expected`` bytes: more would make it another file's."""
+        if not self._response.closed and self._response.read1(
+            self._chunk_size, decode_content=False
+        ):
+            self._abort(f"more than the {expected} bytes expected")
 
     def _continue_elsewhere(self, reason: str) -> None:
         """Swap in the next replica's response for the rest of the body, or abort."""

@@ -109,7 +109,7 @@ class HostPatterns:
         """Does a pattern match ``host`` and ``port``?"""
         return self._match(self._compiled, host, port, scheme)
 
-    def names(self, host: str, port: int, scheme: str = "http") -> bool:
+    def names_literally(self, host: str, port: int, scheme: str = "http") -> bool:
         """Does a pattern *without wildcards in its host* match: the address named
         explicitly, as ``refuse_local`` requires (``"*:*"`` allows every host, but names
         none, so it does not let ``127.0.0.1`` or ``169.254.169.254`` through)."""

@@ -26,6 +26,7 @@ from . import __version__
 from .body import ClosingIterable, ReproxyBody, close_iterable
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
+from .framing import is_encoded, parse_content_length, parse_content_range
 from .headers import (
     clean_target_headers,
     merge_preserved,
@@ -33,15 +34,7 @@ from .headers import (
     upstream_request_headers,
 )
 from .resume import NoResume, Resumer, plan_resume
-from .upstream import (
-    NO_BODY_STATUSES,
-    Fetched,
-    discard,
-    fetch_first,
-    is_encoded,
-    parse_content_length,
-    parse_content_range,
-)
+from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first
 
 if TYPE_CHECKING:
     from .middleware import ReproxyMiddleware
@@ -198,6 +191,7 @@ class Exchange:
             first_chunk=fetched.first_chunk,
             drain=not fetched.stands_in_for_head,
             expected_length=expected_length,
+            confirm_end=expected_length is not None and "Content-Length" not in response.headers,
             resume=self._plan_resume(fetched, request_headers, directive),
         )
 

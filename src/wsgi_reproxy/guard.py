@@ -58,7 +58,9 @@ class _RefuseLocal:
     def _new_conn(self) -> socket.socket:
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         address, port = sock.getpeername()[:2]
-        allowed = self.allowed is not None and self.allowed.names(address, port, self.scheme)
+        allowed = self.allowed is not None and self.allowed.names_literally(
+            address, port, self.scheme
+        )
         if is_local_address(address) and not allowed:
             sock.close()
             raise NewConnectionError(

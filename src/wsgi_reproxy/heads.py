@@ -135,12 +135,9 @@ class _LargeReadBuffer:
 
 
 class HeadCutOff(http.client.HTTPException):
-    """The connection closed inside the response head, before the blank line ending it."""
-
-    def __init__(self, lines_read: int) -> None:
-        super().__init__(
-            f"the connection closed inside the response head ({lines_read} header lines read)"
-        )
+    """The connection closed inside the response head: before the blank line ending it,
+    or after an interim (1xx) response.  Not a stale keep-alive (a response had begun),
+    so the request is not sent again."""
 
 
 class HeadResponse(http.client.HTTPResponse):
@@ -171,8 +168,15 @@ class HeadResponse(http.client.HTTPResponse):
         # Hints" or "102 Processing" before the final answer is lawful (RFC 9110 §15.2),
         # and http.client would return it as the response.  101 is never asked for: final.
         max_interim = _limit("_MAXINTERIMRESPONSES", 100)
-        for _ in range(max_interim + 1):
-            version, status, reason = self._read_status()
+        for interim in range(max_interim + 1):
+            try:
+                version, status, reason = self._read_status()
+            except http.client.RemoteDisconnected:
+                if interim:
+                    raise HeadCutOff(
+                        f"the connection closed after {interim} interim response(s)"
+                    ) from None
+                raise
             if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
                 break
             read_header_lines(self.fp, _max_headers)  # skip the interim response's headers
@@ -192,7 +196,10 @@ class HeadResponse(http.client.HTTPResponse):
             # The connection closed before the blank line: http.client would take the
             # lines so far as the whole head, and a target that died here as a complete,
             # empty response.  A head that never ended is a broken connection.
-            raise HeadCutOff(len(lines) - 1)
+            raise HeadCutOff(
+                f"the connection closed inside the response head "
+                f"({len(lines) - 1} header lines read)"
+            )
         message = parse_plain_headers(lines)
         if message is None:
             message = parse_any_headers(lines)

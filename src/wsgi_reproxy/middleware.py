@@ -120,9 +120,10 @@ class ReproxyMiddleware:
     :param max_urls: how many URLs of one directive are considered.
     :param resume: when a body breaks mid-stream, continue it from the next URL at the
         exact byte where it stopped, if that replica proves it holds the same bytes.
-    :param refuse_local: refuse targets that resolve to loopback, link-local or unspecified
-        addresses (checked on each new connection, so DNS cannot sneak them in) unless
-        ``upstream_hosts`` names the address itself.  With ``pool=``, the pool does the
+    :param refuse_local: refuse targets that resolve to loopback, link-local, unspecified
+        or cloud metadata addresses (checked on each new connection, so DNS cannot sneak
+        them in) unless an ``upstream_hosts`` pattern names the address itself, without
+        wildcards in its host.  With ``pool=``, the pool does the
         checking: build it as ``ReproxyPoolManager(refuse_local=True,
         upstream_hosts=...)``.
     :raises TypeError, ValueError: on any bad option, with what to fix.

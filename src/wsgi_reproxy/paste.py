@@ -27,7 +27,7 @@ from __future__ import annotations
 import configparser
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import urllib3
@@ -64,7 +64,7 @@ def _integer(value: str, option: str) -> int:
         raise ValueError(f"{option} = {value!r}: expected an integer") from None
 
 
-def _timeout(value: str) -> float | urllib3.Timeout:
+def _timeout(value: str, option: str = "timeout") -> float | urllib3.Timeout:
     parts = dict(part.partition("=")[::2] for part in value.split())
     try:
         if len(parts) == 1 and "" in parts.values() and value.strip() in parts:
@@ -78,7 +78,7 @@ def _timeout(value: str) -> float | urllib3.Timeout:
         return urllib3.Timeout(**seconds)
     except ValueError:
         raise ValueError(
-            f"timeout = {value!r}: expected seconds (30) or 'connect=5 read=30'"
+            f"{option} = {value!r}: expected seconds (30) or 'connect=5 read=30'"
         ) from None
 
 
@@ -97,43 +97,40 @@ def _rule(token: str, option: str) -> object:
     return token
 
 
+def _rules(value: str, option: str) -> list[object]:
+    return [_rule(token, option) for token in value.split()]
+
+
+def _words(value: str, option: str) -> list[str]:
+    return value.split()
+
+
+# Every option an ini file may set, and how its string becomes the constructor's value.
+_CONVERTERS: dict[str, Callable[[str, str], Any]] = {
+    "allow": _rules,
+    "deny": _rules,
+    "preserve": _words,
+    "forward": _words,
+    "upstream_hosts": _words,
+    "timeout": _timeout,
+    "chunk_size": _size,
+    "max_urls": _integer,
+    "pool_maxsize": _integer,
+    "resume": _boolean,
+    "refuse_local": _boolean,
+    "pool_block": _boolean,
+}
+
+
 def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
     """Turn ini-file strings into ReproxyMiddleware keyword arguments."""
     options: dict[str, Any] = {}
     for option, value in conf.items():
-        if option in ("allow", "deny"):
-            options[option] = [_rule(token, option) for token in value.split()]
-        elif option in ("preserve", "forward", "upstream_hosts"):
-            options[option] = value.split()
-        elif option == "timeout":
-            options[option] = _timeout(value)
-        elif option == "chunk_size":
-            options[option] = _size(value, option)
-        elif option in ("max_urls", "pool_maxsize"):
-            options[option] = _integer(value, option)
-        elif option in ("resume", "refuse_local", "pool_block"):
-            options[option] = _boolean(value, option)
-        else:
+        convert = _CONVERTERS.get(option)
+        if convert is None:
             raise ValueError(f"unknown wsgi-reproxy option {option!r}")
+        options[option] = convert(value, option)
     return options
-
-
-_OPTIONS = frozenset(
-    {
-        "allow",
-        "deny",
-        "preserve",
-        "forward",
-        "upstream_hosts",
-        "timeout",
-        "chunk_size",
-        "max_urls",
-        "pool_maxsize",
-        "resume",
-        "refuse_local",
-        "pool_block",
-    }
-)
 
 
 def filter_app_factory(
@@ -148,9 +145,9 @@ def filter_app_factory(
     section takes the ``[DEFAULT]`` value with ``get timeout = timeout``); a ``[DEFAULT]``
     value meant for the app, with no value of the filter's own, is fine.
     """
-    shadowed = (_OPTIONS & set(global_conf)) - set(local_conf)
+    shadowed = _CONVERTERS.keys() & set(global_conf) - set(local_conf)
     if shadowed:
-        lost = _set_in_reproxy_sections(global_conf.get("__file__"), shadowed)
+        lost = _dropped_by_paste(global_conf.get("__file__"), shadowed, local_conf)
         if lost:
             name = sorted(lost)[0]
             raise ValueError(
@@ -161,9 +158,16 @@ def filter_app_factory(
     return ReproxyMiddleware(app, **options_from_strings(local_conf))
 
 
-def _set_in_reproxy_sections(ini_file: str | None, names: frozenset[str]) -> set[str]:
-    """Which of ``names`` a wsgi-reproxy section of ``ini_file`` sets itself (read without
-    ``[DEFAULT]``, which is what PasteDeploy's own reading mixes in)."""
+def _dropped_by_paste(
+    ini_file: str | None, shadowed: set[str], given: Mapping[str, str]
+) -> set[str]:
+    """Which ``shadowed`` options the wsgi-reproxy section being loaded sets itself, read
+    from ``ini_file`` without ``[DEFAULT]`` (what PasteDeploy's own reading mixes in).
+
+    The section being loaded is the one whose own options, less the shadowed ones, are
+    the ``given`` ones, with the same values: another filter section of the same file,
+    for another pipeline, says nothing about this one.
+    """
     if ini_file is None:
         return set()
     parser = configparser.RawConfigParser(default_section="\0", strict=False)
@@ -172,12 +176,20 @@ def _set_in_reproxy_sections(ini_file: str | None, names: frozenset[str]) -> set
         parser.read(ini_file, encoding="utf-8")
     except (OSError, configparser.Error, UnicodeDecodeError):
         return set()
-    found: set[str] = set()
+    dropped: set[str] = set()
     for section in parser.sections():
         factory = " ".join(
             parser.get(section, key, fallback="")
             for key in ("use", "paste.filter_app_factory", "paste.filter_factory")
         )
-        if "wsgi-reproxy" in factory or "wsgi_reproxy" in factory:
-            found |= names & set(parser.options(section))
-    return found
+        if "wsgi-reproxy" not in factory and "wsgi_reproxy" not in factory:
+            continue
+        options = parser.options(section)
+        own = {option for option in options if option in _CONVERTERS or option.startswith("get ")}
+        taken = {option.removeprefix("get ").strip() for option in own}
+        same_values = all(
+            parser.get(section, name) == given[name] for name in own - shadowed if name in given
+        )
+        if taken - shadowed == given.keys() and same_values:
+            dropped |= own & shadowed
+    return dropped

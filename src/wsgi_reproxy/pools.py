@@ -55,9 +55,9 @@ class ReproxyPoolManager(urllib3.PoolManager):
     middleware's ``forward``).  For anything else it is an ordinary ``PoolManager``.
 
     :param refuse_local: every new connection checks the address it reached and refuses
-        loopback, link-local and unspecified ones, before the request (and before TLS), as
-        the middleware's ``refuse_local`` does with its own pool.  A middleware given
-        ``refuse_local=True`` accepts only a pool built so.
+        loopback, link-local, unspecified and cloud metadata ones, before the request (and
+        before TLS), as the middleware's ``refuse_local`` does with its own pool.  A
+        middleware given ``refuse_local=True`` accepts only a pool built so.
     :param upstream_hosts: with ``refuse_local``, the local addresses that are allowed all
         the same, as host patterns (``"127.0.0.1:8080"``): pass the middleware's
         ``upstream_hosts``.  Which hosts targets may name at all is still the middleware's

@@ -27,14 +27,8 @@ import urllib3
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
-from .upstream import (
-    check_framing,
-    discard,
-    is_encoded,
-    open_url,
-    parse_content_length,
-    parse_content_range,
-)
+from .framing import check_framing, is_encoded, parse_content_length, parse_content_range
+from .upstream import discard, open_url
 
 __all__ = ["NoResume", "Resumer", "plan_resume"]
 

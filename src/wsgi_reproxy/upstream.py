@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,20 +29,11 @@ from urllib3.util import Retry, parse_url
 
 from .directive import CACHED_URL_MAX, Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
-from .headers import FRAMING, is_multipart_ranges
+from .framing import check_framing, full_length, is_encoded
+from .headers import is_multipart_ranges
 from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
 
-__all__ = [
-    "Fetched",
-    "check_framing",
-    "discard",
-    "fetch_first",
-    "is_encoded",
-    "make_pool",
-    "open_url",
-    "parse_content_length",
-    "parse_content_range",
-]
+__all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url"]
 
 log = logging.getLogger("wsgi_reproxy")
 
@@ -107,86 +97,6 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-_CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+)", re.ASCII | re.IGNORECASE)
-
-
-def parse_content_range(value: str | None) -> tuple[int, int, int] | None:
-    """``Content-Range: bytes FIRST-LAST/TOTAL`` (RFC 9110 §14.4) as three ints, or None
-    when absent, malformed, of unknown total (``/*``) or inconsistent."""
-    match = _CONTENT_RANGE.fullmatch(value.strip()) if value else None
-    if match is None:
-        return None
-    first, last, total = (int(group) for group in match.groups())
-    return (first, last, total) if first <= last < total else None
-
-
-def parse_content_length(value: str | None) -> int | None:
-    """``Content-Length`` as an int, None when absent (urllib3 joins repeated fields with
-    ", ").  Raises ValueError unless every value is the same run of ASCII digits (RFC 9110
-    §8.6): ``"²"`` passes ``str.isdigit`` and ``"+1"`` or ``"1_0"`` pass ``int``, and a
-    client told such a length could read the wrong number of bytes."""
-    if value is None:
-        return None
-    values = {part.strip(" \t") for part in value.split(",")}
-    only = values.pop()
-    if values or not (only.isascii() and only.isdigit()):
-        raise ValueError(f"malformed Content-Length {value!r}")
-    return int(only)
-
-
-def parse_content_range_total(value: str | None) -> int | None:
-    """The complete length named by a ``Content-Range`` (of a 206), or None."""
-    parsed = parse_content_range(value)
-    return None if parsed is None else parsed[2]
-
-
-def _full_length(response: BaseHTTPResponse) -> int | None:
-    if response.status == 206:
-        return parse_content_range_total(response.headers.get("Content-Range"))
-    return parse_content_length(response.headers.get("Content-Length"))
-
-
-def is_encoded(response: BaseHTTPResponse) -> bool:
-    """Does the body carry a content coding (gzip, br ...)?  Its length is then that of
-    the encoded bytes, which ``X-Reproxy-Expected-Size`` -- the file's -- cannot describe."""
-    encoding = response.headers.get("Content-Encoding")
-    return encoding is not None and encoding.strip().lower() not in ("", "identity")
-
-
-def check_framing(response: BaseHTTPResponse, url: str) -> None:
-    """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4).
-
-    http.client decodes ``Transfer-Encoding: chunked`` spelled exactly so and nothing else:
-    with ``gzip, chunked`` or ``chunked `` it would hand over the chunk framing as the
-    file's bytes, in a response that ends cleanly.  A malformed ``Content-Length`` would be
-    relayed as the client's own framing, and a 206 whose ``Content-Length`` is not the
-    length of its ``Content-Range`` would put bytes at the wrong offsets.  Applied to the
-    first target's answer and to every resume replica's.
-    """
-    connection = response.headers.get("Connection")
-    if connection is not None:
-        # a framing header named in Connection would be dropped as hop-by-hop while the
-        # bytes are still framed by it (gzip bytes without their Content-Encoding)
-        named = {token.strip().lower() for token in connection.split(",")} & FRAMING
-        if named:
-            raise UpstreamError(url, f"Connection names framing headers {sorted(named)!r}")
-    transfer_encoding = response.headers.get("Transfer-Encoding")
-    if transfer_encoding is not None and transfer_encoding.lower() != "chunked":
-        raise UpstreamError(url, f"unsupported Transfer-Encoding {transfer_encoding!r}")
-    try:
-        length = parse_content_length(response.headers.get("Content-Length"))
-    except ValueError as error:
-        raise UpstreamError(url, str(error)) from None
-    if response.status == 206 and length is not None:
-        content_range = parse_content_range(response.headers.get("Content-Range"))
-        if content_range is not None and length != content_range[1] - content_range[0] + 1:
-            raise UpstreamError(
-                url,
-                f"Content-Length {length} is not the length of Content-Range "
-                f"{response.headers.get('Content-Range')!r}",
-            )
-
-
 def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> None:
     status = response.status
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
@@ -198,7 +108,7 @@ def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> N
         return  # several ranges: no Content-Range of its own to hold the total (RFC 9110 §14.6)
     if is_encoded(response):
         return  # the lengths are the encoded bytes', not the file's
-    length = _full_length(response)
+    length = full_length(response)
     if length is None and status == 200:
         return  # no length announced: the body stream enforces the expected size instead
     if length != expected_size:
@@ -217,10 +127,12 @@ def open_url(
     """One request, body unread; any network or protocol error becomes UpstreamError.
 
     With ``retries=False`` urllib3 never repeats a request, and failover is ours. The one
-    exception is a kept-alive connection that the target closed just as we reused it (its
-    idle timeout raced our request): the request is sent once more, on a new connection,
-    instead of failing a healthy URL -- what nginx does for its upstream keep-alive too.
-    GET and HEAD are safe to repeat, and no byte of a response had arrived.
+    exception is a connection that the target closed before any byte of a response --
+    typically a kept-alive one whose idle timeout raced our reuse of it: the request is
+    sent once more, on a new connection, instead of failing a healthy URL -- what nginx
+    does for its upstream keep-alive too.  (A fresh connection closed so is retried too:
+    the error does not tell them apart.)  GET and HEAD are safe to repeat, and no byte of
+    a response had arrived; a close after an interim response is not retried.
     """
     log.debug("reproxy attempt: %s %r", method, url)
     for attempt in (1, 2):
@@ -315,27 +227,27 @@ def _get_for_head(
     return open_url(pool, url, "GET", headers, timeout)
 
 
-def _first_piece_within_size(
+def _small_body_of_the_right_size(
     response: BaseHTTPResponse, url: str, first: bytes, expected_size: int, chunk_size: int
 ) -> bytes:
-    """A body without ``Content-Length`` is held to the expected size as it streams; but
-    while the response has not started, a wrong size is still just a failed URL (a stale
-    replica), not an aborted download (R4.1, R5.3).  So a first piece already longer than
-    expected fails the URL, and a small body -- one that fits in a piece -- is read to its
-    end first, which a chunked body's first read does not reach (its last chunk follows)."""
+    """Judge a body without ``Content-Length`` against the expected size while the
+    response has not started, when a wrong size is still just a failed URL (a stale
+    replica), not an aborted download (R4.1, R5.3): a first piece longer than expected
+    fails, and a body that fits in one piece is read to its very end first -- past its
+    last byte, to see that nothing follows (a chunked body's first read stops at a chunk,
+    before its terminator).  Returns the body read so far."""
     if response.status != 200 or "Content-Length" in response.headers or is_encoded(response):
         return first
+    ended = response.closed
     try:
-        while len(first) < expected_size <= chunk_size:
+        while not ended and len(first) <= expected_size <= chunk_size:
             more = response.read1(chunk_size, decode_content=False)
-            if not more:
-                break
+            ended = not more or response.closed
             first += more
     except (HTTPError, OSError) as error:
         raise UpstreamError(
             url, f"body broke before it began: {_describe(error)}", timed_out=_is_timeout(error)
         ) from error
-    ended = response.closed or len(first) < expected_size <= chunk_size
     if len(first) > expected_size or (ended and len(first) != expected_size):
         size = f"{len(first)}" if ended else f"at least {len(first)}"
         raise UpstreamError(
@@ -361,7 +273,7 @@ def _attempt(
         _check(response, url, expected_size)
         first = _first_chunk(response, url, method, chunk_size)
         if method == "GET" and expected_size is not None:
-            first = _first_piece_within_size(response, url, first, expected_size, chunk_size)
+            first = _small_body_of_the_right_size(response, url, first, expected_size, chunk_size)
         return response, first, stands_in
     except UpstreamError:
         discard(response)
