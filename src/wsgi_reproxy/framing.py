@@ -29,6 +29,8 @@ __all__ = [
 # Framing headers that describe the bytes end to end: named in Connection, they would be
 # dropped while still describing them.  Transfer-Encoding is hop-by-hop, and decoded.
 _END_TO_END_FRAMING = FRAMING - {"transfer-encoding"}
+# What nearly every target sends, told apart without splitting it into tokens.
+_USUAL_CONNECTION = frozenset({"keep-alive", "close"})
 
 _CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+)", re.ASCII | re.IGNORECASE)
 
@@ -95,7 +97,7 @@ def check_framing(response: BaseHTTPResponse, url: str) -> None:
     replica's.
     """
     connection = response.headers.get("Connection")
-    if connection is not None:
+    if connection is not None and connection.lower() not in _USUAL_CONNECTION:
         named = {token.strip().lower() for token in connection.split(",")} & _END_TO_END_FRAMING
         if named:
             raise UpstreamError(url, f"Connection names framing headers {sorted(named)!r}")
