@@ -562,3 +562,44 @@ def test_a_close_after_an_interim_response_is_not_retried(scripted, caplog):
         assert call(middleware(target.url("/f")), "/r/f").code == 502
     assert len(target.requests) == 1
     assert any("after 1 interim response(s)" in r.getMessage() for r in caplog.records)
+
+
+def _head_in_pieces(pieces, pause, state):
+    """A target sending its response head in ``pieces``, ``pause`` seconds apart."""
+
+    def handler(conn, server):
+        if not server.read_request(conn):
+            return
+        try:
+            for piece in pieces:
+                conn.sendall(piece)
+                time.sleep(pause)
+        except OSError:
+            return  # cut off by the middleware
+        state["sent_all"] = True
+
+    return handler
+
+
+def test_a_head_trickling_in_is_bounded_and_fails_over(scripted, file_server, caplog):
+    """Each byte within the read timeout, the head as a whole far beyond it: without a
+    bound on the head, the request (and its failover) would wait 15 s here, and forever
+    for a target that never stops."""
+    head = response_head("200 OK", [("X-Pad", "a" * 300), ("Content-Length", "5")]) + b"hello"
+    state = {"sent_all": False}
+    trickler = scripted(_head_in_pieces([bytes([b]) for b in head], 0.05, state))
+    mw = middleware(trickler.url("/f"), file_server.url("/files/small.txt"), timeout=0.5)
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw, "/r/f")
+    assert (result.code, result.body) == (200, SMALL)
+    assert state["sent_all"] is False  # the head was given up on, not read to its end
+    assert any("timed out" in r.getMessage() for r in caplog.records)
+
+
+def test_a_head_in_a_few_pieces_within_the_timeout_is_read(scripted):
+    head = response_head("200 OK", [("Content-Length", "5"), ("Connection", "close")])
+    state = {"sent_all": False}
+    pieces = [head[:10], head[10:30], head[30:] + b"hello"]
+    target = scripted(_head_in_pieces(pieces, 0.1, state))
+    result = call(middleware(target.url("/f"), timeout=2), "/r/f")
+    assert (result.code, result.body) == (200, b"hello")

@@ -19,6 +19,9 @@ answer with plain headers, so this module reads them directly:
   lines so far for the whole head (and a target dying there for an empty response); and
   every interim (1xx) response is skipped, where http.client skips only ``100 Continue``
   and returns a ``103 Early Hints`` as the answer;
+* the head as a whole is bounded: after its first read, the rest must come within one
+  more read timeout (:class:`_HeadDeadline`), or a target trickling it byte by byte
+  would hold the request for as long as it liked;
 * its read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`), so that a
   small file arrives over plain HTTP in the same system call as its head and leaves in
   one piece;
@@ -35,7 +38,8 @@ from __future__ import annotations
 import email.parser
 import http.client
 import re
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "READ_BUFFER_SIZE",
@@ -140,9 +144,55 @@ class HeadCutOff(http.client.HTTPException):
     so the request is not sent again."""
 
 
+class _HeadDeadline:
+    """The socket under a response's reader while its head is read: the reads after the
+    first must bring the rest of the head within one more read timeout.
+
+    A read timeout bounds each wait, so a target sending its head a byte at a time, each
+    within the timeout, could hold the request -- and its failover -- for hours (nginx's
+    ``proxy_read_timeout`` has the same gap).  The first read waits as before; a head
+    that arrives whole with it (nearly every head) costs nothing more.  Later reads wait
+    at most for what is left of the deadline, then raise the socket's ``TimeoutError``,
+    which urllib3 reports as a read timeout.
+    """
+
+    __slots__ = ("_deadline", "_sock", "_timeout")
+
+    def __init__(self, sock: Any, timeout: float) -> None:
+        self._sock = sock
+        self._timeout = timeout
+        self._deadline: float | None = None
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        sock = self._sock
+        if self._deadline is None:
+            received: int = sock.recv_into(buffer, nbytes, flags)
+            self._deadline = time.monotonic() + self._timeout
+            return received
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the response head took longer than the read timeout")
+        sock.settimeout(min(remaining, self._timeout))
+        try:
+            received = sock.recv_into(buffer, nbytes, flags)
+        finally:
+            sock.settimeout(self._timeout)
+        return received
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class HeadResponse(http.client.HTTPResponse):
     """``http.client.HTTPResponse`` whose plain header blocks skip the email parser, read
     through a buffer large enough for a head and a 64 KiB body in one system call."""
+
+    if TYPE_CHECKING:  # http.client's private parts that begin() uses, as CPython has them
+        _method: str | None
+
+        def _read_status(self) -> tuple[str, int, str]: ...
+
+        def _check_close(self) -> bool: ...
 
     def __init__(
         self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None
@@ -160,6 +210,19 @@ class HeadResponse(http.client.HTTPResponse):
             return
         if self.headers is not None:
             return  # already started
+        raw = getattr(self.fp, "raw", None)
+        sock = getattr(raw, "_sock", None)  # socket.SocketIO's: what its reads call
+        timeout = sock.gettimeout() if sock is not None else None
+        if not timeout:
+            self._begin(_max_headers)
+            return
+        raw._sock = _HeadDeadline(sock, timeout)
+        try:
+            self._begin(_max_headers)
+        finally:
+            raw._sock = sock
+
+    def _begin(self, _max_headers: int | None) -> None:
         # From here on, http.client.HTTPResponse.begin() (CPython 3.11-3.13), except for
         # how the header block is parsed -- and a bound on interim responses, as in the
         # stdlib's own fix for gh-150743: a server sending "100 Continue" forever must not
