@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.server
 import logging
+import socket
 import ssl
+import struct
 import threading
 import time
 from types import SimpleNamespace
@@ -555,13 +557,35 @@ def test_a_chunked_body_with_a_content_length_too_fails_over(scripted, file_serv
     assert any("both Transfer-Encoding and Content-Length" in warning for warning in warnings)
 
 
-def test_a_close_after_an_interim_response_is_not_retried(scripted, caplog):
-    """A response had begun: not a stale keep-alive, so the request is not sent again."""
-    target = scripted(respond(b"HTTP/1.1 103 Early Hints\r\n\r\n"))
+def _sends_then_hangs_up(raw, *, reset):
+    def handler(conn, server):
+        if server.read_request(conn):
+            conn.sendall(raw)
+            server.stop_event.wait(0.3)  # the middleware reads what was sent before the RST
+            if reset:  # SO_LINGER on, zero timeout: close() sends an RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    return handler
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b"HTTP/1.1 103 Early Hints\r\n\r\n", "after 1 interim response(s)"),
+        (b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\n", "inside the response head"),
+    ],
+    ids=["after-an-interim-response", "inside-the-head"],
+)
+def test_a_hang_up_after_the_response_began_is_not_retried(scripted, raw, said, reset, caplog):
+    """A response had begun: not a stale keep-alive, so the request is not sent again,
+    whether the target closed or reset the connection."""
+    target = scripted(_sends_then_hangs_up(raw, reset=reset))
     with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
         assert call(middleware(target.url("/f")), "/r/f").code == 502
     assert len(target.requests) == 1
-    assert any("after 1 interim response(s)" in r.getMessage() for r in caplog.records)
+    assert any(said in r.getMessage() for r in caplog.records)
 
 
 def _head_in_pieces(pieces, pause, state):
@@ -603,3 +627,16 @@ def test_a_head_in_a_few_pieces_within_the_timeout_is_read(scripted):
     target = scripted(_head_in_pieces(pieces, 0.1, state))
     result = call(middleware(target.url("/f"), timeout=2), "/r/f")
     assert (result.code, result.body) == (200, b"hello")
+
+
+@pytest.mark.parametrize(
+    ("status", "method"),
+    [("304 Not Modified", "GET"), ("204 No Content", "GET"), ("200 OK", "HEAD")],
+)
+def test_both_framing_headers_on_an_answer_without_body_are_relayed(scripted, status, method):
+    """HEAD, 204 and 304 answers end at their blank line whatever their headers say:
+    there is no body to frame wrong."""
+    head = response_head(status, [("Transfer-Encoding", "chunked"), ("Content-Length", "1234")])
+    target = scripted(respond(head, keep_open=True))
+    result = call(middleware(target.url("/f")), "/r/f", method=method)
+    assert (result.code, result.body) == (int(status[:3]), b"")

@@ -417,6 +417,24 @@ def test_a_body_longer_than_the_announced_length_never_completes_it(scripted, ch
     assert bytes(received) == (piece * 2)[: len(received)]
 
 
+@pytest.mark.parametrize("size", [1000, 200_000], ids=["small", "large"])
+def test_a_body_that_ends_only_by_silence_is_whole_at_its_expected_size(scripted, size):
+    """uWSGI's --http11-socket, serving a view without a length, neither chunks nor
+    closes: its body ends only with its idle timeout.  Once the expected size is in hand,
+    the silence that follows is its end, not a broken body (no 504, no abort)."""
+    body = (bytes(range(256)) * (size // 256 + 1))[:size]
+
+    def silent_after(conn, server):
+        if server.read_request(conn):
+            conn.sendall(response_head("200 OK", [("Content-Type", "a/b")]) + body)
+            server.hold(conn)
+
+    target = scripted(silent_after)
+    app = reproxy_app(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", str(size))])
+    result = call(mw_for(app, timeout=0.3), "/r/f")
+    assert (result.code, result.body, result.header("Content-Length")) == (200, body, str(size))
+
+
 def _read_into(received, iterable):
     for chunk in iterable:
         received += chunk

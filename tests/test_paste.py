@@ -3,6 +3,7 @@ a string, and clear errors for bad values."""
 
 from __future__ import annotations
 
+import logging
 import re
 import textwrap
 
@@ -104,6 +105,27 @@ def test_another_filters_value_does_not_count_against_this_one(tmp_path):
     extra = "\n[DEFAULT]\ntimeout = 10\n\n[filter:other]\nuse = egg:wsgi-reproxy\nallow = /x\n"
     mw = load(tmp_path, "allow = /downloads\n" + extra + "timeout = 3\n")
     assert (mw.allow.rules, mw.timeout.read_timeout) == (("/downloads",), 30.0)
+
+
+def test_an_interpolated_section_is_still_recognised(tmp_path):
+    """PasteDeploy expands %(name)s; the section's raw text does not match it, but the
+    section is still the one being loaded, and its dropped timeout is still refused."""
+    ini = "\n[DEFAULT]\ntimeout = 120\nprefix = /downloads\n"
+    with pytest.raises(ValueError, match="timeout also set in"):
+        load(tmp_path, "allow = %(prefix)s\ntimeout = 600\n" + ini)
+
+
+def test_look_alike_sections_give_a_warning_not_an_error(tmp_path, caplog):
+    """Two filters the loaded options cannot tell apart, one of which set its own timeout:
+    which one is loaded is unknown, so the possible loss is logged, not refused."""
+    extra = (
+        "\n[DEFAULT]\ntimeout = 120\n\n[filter:slow]\nuse = egg:wsgi-reproxy\n"
+        "allow = /downloads\ntimeout = 600\n"
+    )
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        mw = load(tmp_path, "allow = /downloads\n" + extra)
+    assert mw.timeout.read_timeout == 30.0
+    assert any("may have dropped its own timeout" in r.getMessage() for r in caplog.records)
 
 
 def test_minimal_ini(tmp_path):

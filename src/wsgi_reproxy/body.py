@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamBodyError
@@ -172,10 +172,22 @@ class ReproxyBody:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")
 
     def _nothing_follows(self, expected: int) -> None:
-        """The body has its ``expected`` bytes: more would make it another file's."""
-        if not self._response.closed and self._response.read1(
-            self._chunk_size, decode_content=False
-        ):
+        """The body has its ``expected`` bytes: more would make it another file's.
+
+        A read that times out finds nothing more: every promised byte is in hand, and a
+        storage that neither chunks nor closes (uWSGI's ``--http11-socket`` without a
+        length) only ends such a body with its idle timeout.  The connection, in an
+        unknown state, is then closed rather than reused.
+        """
+        response = self._response
+        if response.closed:
+            return
+        try:
+            more = response.read1(self._chunk_size, decode_content=False)
+        except (ReadTimeoutError, TimeoutError):
+            discard(response)
+            return
+        if more:
             self._abort(f"more than the {expected} bytes expected")
 
     def _continue_elsewhere(self, reason: str) -> None:

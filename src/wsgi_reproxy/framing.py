@@ -80,7 +80,13 @@ def is_encoded(response: BaseHTTPResponse) -> bool:
     return encoding is not None and encoding.strip().lower() not in ("", "identity")
 
 
-def check_framing(response: BaseHTTPResponse, url: str) -> None:
+def _has_body(response: BaseHTTPResponse, method: str) -> bool:
+    # HEAD, 204 and 304 answers end at their blank line whatever their headers say
+    # (RFC 9112 §6.3): nothing of theirs is framed, so nothing can be framed wrong.
+    return method != "HEAD" and response.status not in (204, 304)
+
+
+def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> None:
     """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4).
 
     http.client decodes ``Transfer-Encoding: chunked`` spelled exactly so and nothing else:
@@ -94,7 +100,7 @@ def check_framing(response: BaseHTTPResponse, url: str) -> None:
     (gzip bytes without their ``Content-Encoding``); ``Transfer-Encoding`` may be named,
     being hop-by-hop anyway (Pushpin and PHP's server send ``Connection:
     Transfer-Encoding``).  Applied to the first target's answer and to every resume
-    replica's.
+    replica's.  ``method`` is the request's: a HEAD answer has no body to frame.
     """
     connection = response.headers.get("Connection")
     if connection is not None and connection.lower() not in _USUAL_CONNECTION:
@@ -108,7 +114,7 @@ def check_framing(response: BaseHTTPResponse, url: str) -> None:
         length = parse_content_length(response.headers.get("Content-Length"))
     except ValueError as error:
         raise UpstreamError(url, str(error)) from None
-    if transfer_encoding is not None and length is not None:
+    if transfer_encoding is not None and length is not None and _has_body(response, method):
         raise UpstreamError(url, "both Transfer-Encoding and Content-Length")
     if response.status == 206 and length is not None:
         content_range = parse_content_range(response.headers.get("Content-Range"))

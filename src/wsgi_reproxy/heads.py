@@ -139,9 +139,14 @@ class _LargeReadBuffer:
 
 
 class HeadCutOff(http.client.HTTPException):
-    """The connection closed inside the response head: before the blank line ending it,
-    or after an interim (1xx) response.  Not a stale keep-alive (a response had begun),
-    so the request is not sent again."""
+    """The connection closed, or was reset, inside the response head: before the blank
+    line ending it, or after an interim (1xx) response.  Not a stale keep-alive (a
+    response had begun), so the request is not sent again."""
+
+
+def _cut(error: ConnectionError, where: str) -> str:
+    how = "closed" if isinstance(error, http.client.RemoteDisconnected) else "was reset"
+    return f"the connection {how} {where}"
 
 
 class _HeadDeadline:
@@ -234,15 +239,16 @@ class HeadResponse(http.client.HTTPResponse):
         for interim in range(max_interim + 1):
             try:
                 version, status, reason = self._read_status()
-            except http.client.RemoteDisconnected:
+            except ConnectionError as error:  # RemoteDisconnected (a close) or a reset
                 if interim:
-                    raise HeadCutOff(
-                        f"the connection closed after {interim} interim response(s)"
-                    ) from None
-                raise
+                    raise HeadCutOff(_cut(error, f"after {interim} interim response(s)")) from None
+                raise  # before any byte: maybe a stale keep-alive, which may be retried
             if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
                 break
-            read_header_lines(self.fp, _max_headers)  # skip the interim response's headers
+            try:
+                read_header_lines(self.fp, _max_headers)  # skip the interim response's headers
+            except ConnectionError as error:
+                raise HeadCutOff(_cut(error, "inside an interim response")) from None
         else:
             raise http.client.HTTPException(f"got more than {max_interim} interim responses")
         self.code = self.status = status
@@ -254,7 +260,10 @@ class HeadResponse(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
 
-        lines = read_header_lines(self.fp, _max_headers)
+        try:
+            lines = read_header_lines(self.fp, _max_headers)
+        except ConnectionError as error:
+            raise HeadCutOff(_cut(error, "inside the response head")) from None
         if lines[-1] == b"":
             # The connection closed before the blank line: http.client would take the
             # lines so far as the whole head, and a target that died here as a complete,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,6 +37,8 @@ from .exchange import WSGIApp
 from .middleware import ReproxyMiddleware
 
 __all__ = ["filter_app_factory", "options_from_strings"]
+
+log = logging.getLogger("wsgi_reproxy")
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -165,8 +168,10 @@ def _dropped_by_paste(
     from ``ini_file`` without ``[DEFAULT]`` (what PasteDeploy's own reading mixes in).
 
     The section being loaded is the one whose own options, less the shadowed ones, are
-    the ``given`` ones, with the same values: another filter section of the same file,
-    for another pipeline, says nothing about this one.
+    the ``given`` ones, with the same values (where PasteDeploy would not have expanded a
+    ``%(name)s`` in them): another filter section of the same file, for another pipeline,
+    says nothing about this one.  Where several sections could be it, only what they all
+    set counts.
     """
     if ini_file is None:
         return set()
@@ -176,7 +181,7 @@ def _dropped_by_paste(
         parser.read(ini_file, encoding="utf-8")
     except (OSError, configparser.Error, UnicodeDecodeError):
         return set()
-    dropped: set[str] = set()
+    candidates: list[set[str]] = []
     for section in parser.sections():
         factory = " ".join(
             parser.get(section, key, fallback="")
@@ -188,8 +193,21 @@ def _dropped_by_paste(
         own = {option for option in options if option in _CONVERTERS or option.startswith("get ")}
         taken = {option.removeprefix("get ").strip() for option in own}
         same_values = all(
-            parser.get(section, name) == given[name] for name in own - shadowed if name in given
+            "%(" in (raw := parser.get(section, name)) or raw == given[name]
+            for name in own - shadowed
+            if name in given
         )
         if taken - shadowed == given.keys() and same_values:
-            dropped |= own & shadowed
-    return dropped
+            candidates.append(own & shadowed)
+    if not candidates:
+        return set()
+    surely, maybe = set.intersection(*candidates), set.union(*candidates)
+    if maybe - surely:
+        log.warning(
+            "wsgi-reproxy filter in %s: PasteDeploy may have dropped its own %s, also set in "
+            "[DEFAULT] (several filter sections look alike; write 'get NAME = NAME' or "
+            "rename the [DEFAULT] key)",
+            ini_file,
+            ", ".join(sorted(maybe - surely)),
+        )
+    return surely

@@ -97,11 +97,11 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _check(response: BaseHTTPResponse, url: str, expected_size: int | None) -> None:
+def _check(response: BaseHTTPResponse, url: str, method: str, expected_size: int | None) -> None:
     status = response.status
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
         raise UpstreamError(url, f"status {status}")
-    check_framing(response, url)
+    check_framing(response, url, method)
     if expected_size is None or status in NO_BODY_STATUSES or status == 416:
         return
     if status == 206 and is_multipart_ranges(response.headers.iteritems()):
@@ -245,9 +245,17 @@ def _small_body_of_the_right_size(
             ended = not more or response.closed
             first += more
     except (HTTPError, OSError) as error:
-        raise UpstreamError(
-            url, f"body broke before it began: {_describe(error)}", timed_out=_is_timeout(error)
-        ) from error
+        if not (_is_timeout(error) and len(first) == expected_size):
+            raise UpstreamError(
+                url,
+                f"body broke before it began: {_describe(error)}",
+                timed_out=_is_timeout(error),
+            ) from error
+        # all of it, and then silence: a storage that neither chunks nor closes (uWSGI's
+        # --http11-socket) ends such a body only with its idle timeout.  Whole, but the
+        # connection's state is unknown: closed, not reused.
+        discard(response)
+        ended = True
     if len(first) > expected_size or (ended and len(first) != expected_size):
         size = f"{len(first)}" if ended else f"at least {len(first)}"
         raise UpstreamError(
@@ -270,7 +278,7 @@ def _attempt(
     if stands_in:
         response = _get_for_head(pool, url, headers, timeout, response)
     try:
-        _check(response, url, expected_size)
+        _check(response, url, method, expected_size)
         first = _first_chunk(response, url, method, chunk_size)
         if method == "GET" and expected_size is not None:
             first = _small_body_of_the_right_size(response, url, first, expected_size, chunk_size)
