@@ -575,8 +575,9 @@ def _sends_then_hangs_up(raw, *, reset):
     [
         (b"HTTP/1.1 103 Early Hints\r\n\r\n", "after 1 interim response(s)"),
         (b"HTTP/1.1 200 OK\r\nContent-Type: a/b\r\n", "inside the response head"),
+        (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n", "interim response"),
     ],
-    ids=["after-an-interim-response", "inside-the-head"],
+    ids=["after-an-interim-response", "inside-the-head", "inside-an-interim-response"],
 )
 def test_a_hang_up_after_the_response_began_is_not_retried(scripted, raw, said, reset, caplog):
     """A response had begun: not a stale keep-alive, so the request is not sent again,
