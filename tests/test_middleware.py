@@ -435,6 +435,47 @@ def test_a_body_that_ends_only_by_silence_is_whole_at_its_expected_size(scripted
     assert (result.code, result.body, result.header("Content-Length")) == (200, body, str(size))
 
 
+def _chunk_promising_more_then_silence(body):
+    """A chunked body whose chunk header promises 5 bytes more than it sends, then silence."""
+
+    def handler(conn, server):
+        if server.read_request(conn):
+            head = response_head("200 OK", [("Transfer-Encoding", "chunked")])
+            conn.sendall(head + b"%x\r\n" % (len(body) + 5) + body)
+            server.hold(conn)
+
+    return handler
+
+
+def test_a_small_chunked_body_silent_at_its_expected_size_fails_over(scripted, file_server):
+    """A chunked body ends with its last chunk, not with silence: stalled at the expected
+    size, its chunk header promising more, it is broken, and the next URL serves."""
+    small = FILES["small.txt"]
+    stalls = scripted(_chunk_promising_more_then_silence(b"x" * len(small)))
+    app = reproxy_app(
+        stalls.url("/f"),
+        file_server.url("/files/small.txt"),
+        extra_headers=[("X-Reproxy-Expected-Size", str(len(small)))],
+    )
+    result = call(mw_for(app, timeout=0.3), "/r/f")
+    assert (result.code, result.body) == (200, small)
+
+
+def test_a_large_chunked_body_silent_at_its_expected_size_is_aborted(scripted):
+    """The same once streaming: the last piece is held back, and the response aborted."""
+    size = 200_000
+    stalls = scripted(_chunk_promising_more_then_silence(b"x" * size))
+    app = reproxy_app(stalls.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", str(size))])
+    iterable = mw_for(app, timeout=0.3)(make_environ("/r/f"), lambda s, h, e=None: None)
+    received = bytearray()
+    try:
+        with pytest.raises(UpstreamBodyError):
+            _read_into(received, iterable)
+    finally:
+        iterable.close()
+    assert len(received) < size
+
+
 def _read_into(received, iterable):
     for chunk in iterable:
         received += chunk

@@ -128,6 +128,13 @@ def test_look_alike_sections_give_a_warning_not_an_error(tmp_path, caplog):
     assert any("may have dropped its own timeout" in r.getMessage() for r in caplog.records)
 
 
+def test_an_option_given_with_set_is_refused_too(tmp_path):
+    """``set timeout = 5`` changes only PasteDeploy's global values, which the filter's
+    options never come from: refused, like a value [DEFAULT] shadows."""
+    with pytest.raises(ValueError, match="timeout also set in"):
+        load(tmp_path, "allow = /downloads\nset timeout = 5\n")
+
+
 def test_minimal_ini(tmp_path):
     mw = load(tmp_path, "allow = /downloads\n")
     assert mw.allow.rules == ("/downloads",)

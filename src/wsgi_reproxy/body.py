@@ -174,10 +174,11 @@ class ReproxyBody:
     def _nothing_follows(self, expected: int) -> None:
         """The body has its ``expected`` bytes: more would make it another file's.
 
-        A read that times out finds nothing more: every promised byte is in hand, and a
-        storage that neither chunks nor closes (uWSGI's ``--http11-socket`` without a
-        length) only ends such a body with its idle timeout.  The connection, in an
-        unknown state, is then closed rather than reused.
+        For a body that only the connection's end delimits, a read that times out finds
+        nothing more: every promised byte is in hand, and a storage that neither chunks
+        nor closes (uWSGI's ``--http11-socket`` without a length) only ends such a body
+        with its idle timeout.  The connection, in an unknown state, is then closed rather
+        than reused.  A chunked body ends with its last chunk, so there a timeout is one.
         """
         response = self._response
         if response.closed:
@@ -185,6 +186,8 @@ class ReproxyBody:
         try:
             more = response.read1(self._chunk_size, decode_content=False)
         except (ReadTimeoutError, TimeoutError):
+            if response.chunked:
+                raise
             discard(response)
             return
         if more:

@@ -158,30 +158,39 @@ class _HeadDeadline:
     ``proxy_read_timeout`` has the same gap).  The first read waits as before; a head
     that arrives whole with it (nearly every head) costs nothing more.  Later reads wait
     at most for what is left of the deadline, then raise the socket's ``TimeoutError``,
-    which urllib3 reports as a read timeout.
+    which urllib3 reports as a read timeout.  Each interim (1xx) response, a sign of life,
+    starts the clock again (their number is bounded).  Calls pass on exactly as made:
+    gevent's TLS socket reads nothing for an explicit ``nbytes=0``.
     """
 
-    __slots__ = ("_deadline", "_sock", "_timeout")
+    __slots__ = ("_deadline", "_sock", "_timeout", "received")
 
     def __init__(self, sock: Any, timeout: float) -> None:
         self._sock = sock
         self._timeout = timeout
         self._deadline: float | None = None
+        self.received = 0  # bytes of the response read so far
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+    def restart(self) -> None:
+        """The next read waits a whole read timeout again, and starts a new deadline."""
+        self._deadline = None
+
+    def recv_into(self, buffer: Any, *args: Any) -> int:
         sock = self._sock
+        received: int
         if self._deadline is None:
-            received: int = sock.recv_into(buffer, nbytes, flags)
+            received = sock.recv_into(buffer, *args)
             self._deadline = time.monotonic() + self._timeout
-            return received
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the response head took longer than the read timeout")
-        sock.settimeout(min(remaining, self._timeout))
-        try:
-            received = sock.recv_into(buffer, nbytes, flags)
-        finally:
-            sock.settimeout(self._timeout)
+        else:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the response head took longer than the read timeout")
+            sock.settimeout(min(remaining, self._timeout))
+            try:
+                received = sock.recv_into(buffer, *args)
+            finally:
+                sock.settimeout(self._timeout)
+        self.received += received or 0
         return received
 
     def __getattr__(self, name: str) -> Any:
@@ -219,15 +228,15 @@ class HeadResponse(http.client.HTTPResponse):
         sock = getattr(raw, "_sock", None)  # socket.SocketIO's: what its reads call
         timeout = sock.gettimeout() if sock is not None else None
         if not timeout:
-            self._begin(_max_headers)
+            self._begin(_max_headers, None)
             return
-        raw._sock = _HeadDeadline(sock, timeout)
+        raw._sock = deadline = _HeadDeadline(sock, timeout)
         try:
-            self._begin(_max_headers)
+            self._begin(_max_headers, deadline)
         finally:
             raw._sock = sock
 
-    def _begin(self, _max_headers: int | None) -> None:
+    def _begin(self, _max_headers: int | None, deadline: _HeadDeadline | None) -> None:
         # From here on, http.client.HTTPResponse.begin() (CPython 3.11-3.13), except for
         # how the header block is parsed -- and a bound on interim responses, as in the
         # stdlib's own fix for gh-150743: a server sending "100 Continue" forever must not
@@ -242,6 +251,8 @@ class HeadResponse(http.client.HTTPResponse):
             except ConnectionError as error:  # RemoteDisconnected (a close) or a reset
                 if interim:
                     raise HeadCutOff(_cut(error, f"after {interim} interim response(s)")) from None
+                if deadline is not None and deadline.received:
+                    raise HeadCutOff(_cut(error, "inside the status line")) from None
                 raise  # before any byte: maybe a stale keep-alive, which may be retried
             if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
                 break
@@ -249,6 +260,8 @@ class HeadResponse(http.client.HTTPResponse):
                 read_header_lines(self.fp, _max_headers)  # skip the interim response's headers
             except ConnectionError as error:
                 raise HeadCutOff(_cut(error, "inside an interim response")) from None
+            if deadline is not None:
+                deadline.restart()
         else:
             raise http.client.HTTPException(f"got more than {max_interim} interim responses")
         self.code = self.status = status

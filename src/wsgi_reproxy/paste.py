@@ -154,9 +154,10 @@ def filter_app_factory(
         if lost:
             name = sorted(lost)[0]
             raise ValueError(
-                f"wsgi-reproxy option(s) {', '.join(sorted(lost))} also set in [DEFAULT]: "
-                f"PasteDeploy drops the filter section's own value; rename the [DEFAULT] "
-                f"key, or write 'get {name} = {name}' in the filter section instead"
+                f"wsgi-reproxy option(s) {', '.join(sorted(lost))} also set in [DEFAULT] "
+                f"(or given with 'set'): PasteDeploy then keeps the value from the filter; "
+                f"write plain '{name} = ...' with a [DEFAULT] key of another name, or "
+                f"'get {name} = {name}' to use the [DEFAULT] value"
             )
     return ReproxyMiddleware(app, **options_from_strings(local_conf))
 
@@ -164,8 +165,9 @@ def filter_app_factory(
 def _dropped_by_paste(
     ini_file: str | None, shadowed: set[str], given: Mapping[str, str]
 ) -> set[str]:
-    """Which ``shadowed`` options the wsgi-reproxy section being loaded sets itself, read
-    from ``ini_file`` without ``[DEFAULT]`` (what PasteDeploy's own reading mixes in).
+    """Which ``shadowed`` options the wsgi-reproxy section being loaded sets itself (or
+    with ``set``), read from ``ini_file`` without ``[DEFAULT]`` (what PasteDeploy's own
+    reading mixes in).
 
     The section being loaded is the one whose own options, less the shadowed ones, are
     the ``given`` ones, with the same values (where PasteDeploy would not have expanded a
@@ -190,15 +192,18 @@ def _dropped_by_paste(
         if "wsgi-reproxy" not in factory and "wsgi_reproxy" not in factory:
             continue
         options = parser.options(section)
-        own = {option for option in options if option in _CONVERTERS or option.startswith("get ")}
-        taken = {option.removeprefix("get ").strip() for option in own}
+        plain = {option for option in options if option in _CONVERTERS}
+        fetched = {option[4:].strip() for option in options if option.startswith("get ")}
+        # "set NAME = ..." only changes PasteDeploy's global_conf, which options never
+        # come from: for this filter, a value given and lost like a shadowed one.
+        globally = {option[4:].strip() for option in options if option.startswith("set ")}
         same_values = all(
             "%(" in (raw := parser.get(section, name)) or raw == given[name]
-            for name in own - shadowed
+            for name in plain - shadowed
             if name in given
         )
-        if taken - shadowed == given.keys() and same_values:
-            candidates.append(own & shadowed)
+        if (plain | fetched) - shadowed == given.keys() and same_values:
+            candidates.append((plain | globally) & shadowed)
     if not candidates:
         return set()
     surely, maybe = set.intersection(*candidates), set.union(*candidates)

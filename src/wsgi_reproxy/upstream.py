@@ -245,15 +245,16 @@ def _small_body_of_the_right_size(
             ended = not more or response.closed
             first += more
     except (HTTPError, OSError) as error:
-        if not (_is_timeout(error) and len(first) == expected_size):
+        if response.chunked or not (_is_timeout(error) and len(first) == expected_size):
             raise UpstreamError(
                 url,
                 f"body broke before it began: {_describe(error)}",
                 timed_out=_is_timeout(error),
             ) from error
-        # all of it, and then silence: a storage that neither chunks nor closes (uWSGI's
-        # --http11-socket) ends such a body only with its idle timeout.  Whole, but the
-        # connection's state is unknown: closed, not reused.
+        # all of it, and then silence, with nothing but the connection's end to delimit
+        # it: a storage that neither chunks nor closes (uWSGI's --http11-socket) ends such
+        # a body only with its idle timeout.  Whole, but the connection's state is
+        # unknown: closed, not reused.  (A chunked body ends with its last chunk.)
         discard(response)
         ended = True
     if len(first) > expected_size or (ended and len(first) != expected_size):
@@ -278,7 +279,7 @@ def _attempt(
     if stands_in:
         response = _get_for_head(pool, url, headers, timeout, response)
     try:
-        _check(response, url, method, expected_size)
+        _check(response, url, "GET" if stands_in else method, expected_size)
         first = _first_chunk(response, url, method, chunk_size)
         if method == "GET" and expected_size is not None:
             first = _small_body_of_the_right_size(response, url, first, expected_size, chunk_size)

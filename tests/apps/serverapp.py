@@ -7,6 +7,8 @@ Configured from the environment, because it runs in another process:
 ``RP_STALL``      a URL that never answers (a ScriptedServer), for ``/s/``
 ``RP_DYING``      a URL whose chunked body dies halfway (a ScriptedServer), for ``/d/``,
                   whose full length is ``RP_DYING_SIZE``
+``RP_TLS``        an HTTPS URL whose certificate ``RP_TLS_CA`` (a PEM file) signed, for
+                  ``/t/``, fetched through a ``ReproxyPoolManager(ca_certs=...)``
 
 Routes: ``/r/<name>`` reproxies ``<replica>/files/<name>`` for every replica in order,
 through a plain urllib3 ``PoolManager`` passed as ``pool``; ``/o/<name>`` does the same
@@ -26,7 +28,7 @@ import threading
 
 import urllib3
 
-from wsgi_reproxy import ReproxyMiddleware, can_reproxy, reproxy_headers
+from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, can_reproxy, reproxy_headers
 
 _lock = threading.Lock()
 _stats = {"calls": 0, "closed": 0}
@@ -56,7 +58,7 @@ def backend(environ, start_response):
         )
         return [body]
     name = path.rpartition("/")[2]
-    if path.startswith(("/r/", "/o/", "/s/", "/d/")) and can_reproxy(environ):
+    if path.startswith(("/r/", "/o/", "/s/", "/d/", "/t/")) and can_reproxy(environ):
         replicas = os.environ["RP_REPLICAS"].split()
         urls = [f"{base}/files/{name}" for base in replicas]
         expected_size = None
@@ -65,6 +67,8 @@ def backend(environ, start_response):
         if path.startswith("/d/"):
             urls = [os.environ["RP_DYING"]]
             expected_size = int(os.environ["RP_DYING_SIZE"])
+        if path.startswith("/t/"):
+            urls = [os.environ["RP_TLS"]]
         headers = reproxy_headers(*urls, expected_size=expected_size)
         start_response("200 OK", [("Content-Type", "application/x-app"), *headers])
         return _Counted([b"IGNORED"])
@@ -91,6 +95,14 @@ own_pool = ReproxyMiddleware(
 )
 
 
+tls_pool = ReproxyMiddleware(
+    backend,
+    allow=["/t/"],
+    pool=ReproxyPoolManager(ca_certs=os.environ.get("RP_TLS_CA")),
+    timeout=urllib3.Timeout(connect=2, read=2),
+)
+
+
 def _own_sockets():
     """The classes of the sockets kept in the own pool's connections, as module.name."""
     found = []
@@ -104,5 +116,8 @@ def _own_sockets():
 
 
 def application(environ, start_response):
-    middleware = own_pool if environ["PATH_INFO"].startswith(("/o/", "/s/", "/d/")) else shared_pool
+    path = environ["PATH_INFO"]
+    if path.startswith("/t/"):
+        return tls_pool(environ, start_response)
+    middleware = own_pool if path.startswith(("/o/", "/s/", "/d/")) else shared_pool
     return middleware(environ, start_response)
