@@ -674,3 +674,11 @@ def test_a_get_standing_in_for_head_has_its_framing_checked_as_a_get(scripted, f
     mw = middleware(target.url("/f"), file_server.url("/files/small.txt"))
     head = call(mw, "/r/f", method="HEAD")
     assert (head.code, head.header("Content-Length")) == (200, str(len(SMALL)))
+
+
+def test_a_reset_inside_the_status_line_is_not_retried_without_a_read_timeout(scripted):
+    """Bytes had arrived: whatever the timeouts, not a stale keep-alive."""
+    target = scripted(_sends_then_hangs_up(b"HTTP/1.1 20", reset=True))
+    mw = middleware(target.url("/f"), timeout=urllib3.Timeout(connect=2, read=None))
+    assert call(mw, "/r/f").code == 502
+    assert len(target.requests) == 1

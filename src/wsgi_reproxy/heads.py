@@ -150,8 +150,9 @@ def _cut(error: ConnectionError, where: str) -> str:
 
 
 class _HeadDeadline:
-    """The socket under a response's reader while its head is read: the reads after the
-    first must bring the rest of the head within one more read timeout.
+    """The socket under a response's reader while its head is read: it counts what
+    arrives (a break after the first byte is no stale keep-alive), and the reads after the
+    first must bring the rest of the head within one more read timeout, if there is one.
 
     A read timeout bounds each wait, so a target sending its head a byte at a time, each
     within the timeout, could hold the request -- and its failover -- for hours (nginx's
@@ -165,7 +166,7 @@ class _HeadDeadline:
 
     __slots__ = ("_deadline", "_sock", "_timeout", "received")
 
-    def __init__(self, sock: Any, timeout: float) -> None:
+    def __init__(self, sock: Any, timeout: float | None) -> None:
         self._sock = sock
         self._timeout = timeout
         self._deadline: float | None = None
@@ -178,7 +179,9 @@ class _HeadDeadline:
     def recv_into(self, buffer: Any, *args: Any) -> int:
         sock = self._sock
         received: int
-        if self._deadline is None:
+        if self._timeout is None:  # no read timeout: no deadline, only the count
+            received = sock.recv_into(buffer, *args)
+        elif self._deadline is None:
             received = sock.recv_into(buffer, *args)
             self._deadline = time.monotonic() + self._timeout
         else:
@@ -226,11 +229,10 @@ class HeadResponse(http.client.HTTPResponse):
             return  # already started
         raw = getattr(self.fp, "raw", None)
         sock = getattr(raw, "_sock", None)  # socket.SocketIO's: what its reads call
-        timeout = sock.gettimeout() if sock is not None else None
-        if not timeout:
+        if sock is None:
             self._begin(_max_headers, None)
             return
-        raw._sock = deadline = _HeadDeadline(sock, timeout)
+        raw._sock = deadline = _HeadDeadline(sock, sock.gettimeout())
         try:
             self._begin(_max_headers, deadline)
         finally:

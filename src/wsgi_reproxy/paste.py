@@ -155,7 +155,8 @@ def filter_app_factory(
             name = sorted(lost)[0]
             raise ValueError(
                 f"wsgi-reproxy option(s) {', '.join(sorted(lost))} also set in [DEFAULT] "
-                f"(or given with 'set'): PasteDeploy then keeps the value from the filter; "
+                f"(or given with 'set'): PasteDeploy then withholds the filter section's "
+                f"own value from it; "
                 f"write plain '{name} = ...' with a [DEFAULT] key of another name, or "
                 f"'get {name} = {name}' to use the [DEFAULT] value"
             )
