@@ -466,3 +466,22 @@ def test_the_response_sees_the_socket_through_its_buffer_wrapper() -> None:
     with ours, theirs:
         wrapper = heads._LargeReadBuffer(theirs)
         assert wrapper.fileno() == theirs.fileno()  # what else http.client might ask
+
+
+class _ReaderWithoutSocket:
+    """A socket whose reader is not a ``socket.SocketIO`` (nothing to wrap): what a
+    future http.client, or another socket library, might hand over."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    def makefile(self, mode: str, buffering: int = -1) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self._raw), max(buffering, 1))
+
+
+def test_a_reader_without_a_socket_underneath_is_read_as_usual() -> None:
+    """No deadline and no count then, but the same answer, interim responses skipped."""
+    raw = b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    response = HeadResponse(_ReaderWithoutSocket(raw), method="GET")
+    response.begin()
+    assert (response.status, response.length, response.read()) == (200, 2, b"ok")
