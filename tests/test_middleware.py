@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import time
 
 import pytest
 import urllib3
@@ -474,6 +475,36 @@ def test_a_large_chunked_body_silent_at_its_expected_size_is_aborted(scripted):
     finally:
         iterable.close()
     assert len(received) < size
+
+
+def test_a_small_body_dribbling_in_starts_the_response_before_it_ends(scripted):
+    """The small body read to its end before the response starts gets one read timeout
+    in all: one dribbling in, each byte within the timeout, starts streaming before its
+    end (and is held to its size as it goes) instead of keeping the client waiting."""
+    body = b"twelve bytes"
+    sent = {"bytes": 0}
+
+    def dribbles(conn, server):
+        if server.read_request(conn):
+            conn.sendall(response_head("200 OK", [("Transfer-Encoding", "chunked")]))
+            for byte in body:
+                conn.sendall(b"1\r\n" + bytes([byte]) + b"\r\n")
+                sent["bytes"] += 1
+                time.sleep(0.15)
+            conn.sendall(b"0\r\n\r\n")
+
+    target = scripted(dribbles)
+    app = reproxy_app(target.url("/f"), extra_headers=[("X-Reproxy-Expected-Size", "12")])
+    started_at = {}
+    iterable = mw_for(app, timeout=0.5)(
+        make_environ("/r/f"), lambda s, h, e=None: started_at.update(sent=sent["bytes"])
+    )
+    try:
+        received = b"".join(iterable)
+    finally:
+        iterable.close()
+    assert received == body
+    assert started_at["sent"] < len(body)
 
 
 def _read_into(received, iterable):

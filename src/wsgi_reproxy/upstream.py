@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
@@ -227,20 +228,36 @@ def _get_for_head(
     return open_url(pool, url, "GET", headers, timeout)
 
 
+def _read_seconds(timeout: urllib3.Timeout) -> float | None:
+    """The read timeout as set (``Timeout.read_timeout`` needs a started clock when a
+    ``total`` is set); None when there is none."""
+    value = getattr(timeout, "_read", None)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _small_body_of_the_right_size(
-    response: BaseHTTPResponse, url: str, first: bytes, expected_size: int, chunk_size: int
+    response: BaseHTTPResponse,
+    url: str,
+    first: bytes,
+    expected_size: int,
+    chunk_size: int,
+    read_seconds: float | None,
 ) -> bytes:
     """Judge a body without ``Content-Length`` against the expected size while the
     response has not started, when a wrong size is still just a failed URL (a stale
     replica), not an aborted download (R4.1, R5.3): a first piece longer than expected
     fails, and a body that fits in one piece is read to its very end first -- past its
     last byte, to see that nothing follows (a chunked body's first read stops at a chunk,
-    before its terminator).  Returns the body read so far."""
+    before its terminator).  That reading gets one read timeout in all: a body still
+    coming in after it streams, and is judged as it goes.  Returns the body read so far."""
     if response.status != 200 or "Content-Length" in response.headers or is_encoded(response):
         return first
     ended = response.closed
+    give_up = None if read_seconds is None else time.monotonic() + read_seconds
     try:
         while not ended and len(first) <= expected_size <= chunk_size:
+            if give_up is not None and time.monotonic() > give_up:
+                return first  # a slow small body: streamed, and held to its size as it goes
             more = response.read1(chunk_size, decode_content=False)
             ended = not more or response.closed
             first += more
@@ -282,7 +299,9 @@ def _attempt(
         _check(response, url, "GET" if stands_in else method, expected_size)
         first = _first_chunk(response, url, method, chunk_size)
         if method == "GET" and expected_size is not None:
-            first = _small_body_of_the_right_size(response, url, first, expected_size, chunk_size)
+            first = _small_body_of_the_right_size(
+                response, url, first, expected_size, chunk_size, _read_seconds(timeout)
+            )
         return response, first, stands_in
     except UpstreamError:
         discard(response)
