@@ -229,10 +229,15 @@ def _get_for_head(
 
 
 def _read_seconds(timeout: urllib3.Timeout) -> float | None:
-    """The read timeout as set (``Timeout.read_timeout`` needs a started clock when a
-    ``total`` is set); None when there is none."""
-    value = getattr(timeout, "_read", None)
-    return float(value) if isinstance(value, int | float) else None
+    """The longest a read may wait: the read timeout, or ``total`` if shorter (reading
+    ``Timeout.read_timeout`` needs a started clock when a ``total`` is set); None when
+    neither is set."""
+    limits = [
+        float(value)
+        for value in (getattr(timeout, "_read", None), timeout.total)
+        if isinstance(value, int | float)
+    ]
+    return min(limits) if limits else None
 
 
 def _small_body_of_the_right_size(
