@@ -10,9 +10,7 @@ from __future__ import annotations
 import http.server
 import logging
 import socket
-import ssl
 import struct
-import threading
 import time
 from types import SimpleNamespace
 
@@ -25,6 +23,7 @@ from upstreams import (
     FILES,
     etag_for,
     garbage_status,
+    https_server,
     huge_headers,
     infinite_chunked,
     long_body,
@@ -211,9 +210,6 @@ def tls_ca():
 @pytest.fixture
 def tls_server(tls_ca):
     """An HTTPS file server on 127.0.0.1 with a certificate from a private CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls_ca.issue_cert("127.0.0.1").configure_cert(context)
-
     accepted = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -233,19 +229,8 @@ def tls_server(tls_ca):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield SimpleNamespace(
-            url=f"https://127.0.0.1:{server.server_address[1]}/f", accepted=accepted
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with https_server(tls_ca, Handler) as base:
+        yield SimpleNamespace(url=f"{base}/f", accepted=accepted)
 
 
 def test_tls_failure_fails_over(tls_server, file_server, caplog):

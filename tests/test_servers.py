@@ -13,7 +13,6 @@ import http.server
 import json
 import shutil
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -23,7 +22,14 @@ import pytest
 import trustme
 import urllib3
 
-from upstreams import FILES, FileServer, ScriptedServer, closed_port_url, stall_before_status
+from upstreams import (
+    FILES,
+    FileServer,
+    ScriptedServer,
+    closed_port_url,
+    https_server,
+    stall_before_status,
+)
 from wsgi_servers import ServerProcess, uwsgi_binary
 
 pytestmark = pytest.mark.slow
@@ -82,8 +88,6 @@ def tls_storage(tmp_path_factory):
     """An HTTPS target on 127.0.0.1 (a private CA's certificate) that sends its head in two
     pieces, so the middleware's reads of a head go through every path."""
     ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
     ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
 
@@ -99,17 +103,8 @@ def tls_storage(tmp_path_factory):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/f", str(ca_file)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with https_server(ca, Handler) as base:
+        yield f"{base}/f", str(ca_file)
 
 
 @pytest.fixture(scope="module", params=KINDS)

@@ -34,11 +34,12 @@ import re
 import select
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -58,6 +59,7 @@ __all__ = [
     "closed_port_url",
     "etag_for",
     "garbage_status",
+    "https_server",
     "huge_headers",
     "infinite_chunked",
     "long_body",
@@ -858,3 +860,22 @@ def closed_port_url(path: str = "/x") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}{path}"
+
+
+@contextlib.contextmanager
+def https_server(ca: Any, handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTPS server on 127.0.0.1 running ``handler``, with a certificate that
+    ``ca`` (a ``trustme.CA``) issued; yields its base URL (``https://127.0.0.1:PORT``)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
