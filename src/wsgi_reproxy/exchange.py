@@ -173,8 +173,10 @@ class Exchange:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
         has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
-        expected_length = _expected_length(response, has_body, directive)
-        headers = _announce_length(headers, response.headers.get("Content-Length"), expected_length)
+        announced = response.headers.get("Content-Length")
+        target_length = parse_content_length(announced)  # checked: plain digits
+        expected_length = _expected_length(response, has_body, directive, target_length)
+        headers = _announce_length(headers, announced, target_length, expected_length)
         try:
             self.start_response(_status_line(response.status, response.reason), headers)
         except BaseException:
@@ -191,7 +193,7 @@ class Exchange:
             first_chunk=fetched.first_chunk,
             drain=not fetched.stands_in_for_head,
             expected_length=expected_length,
-            confirm_end=expected_length is not None and "Content-Length" not in response.headers,
+            confirm_end=expected_length is not None and target_length is None,
             resume=self._plan_resume(fetched, request_headers, directive),
         )
 
@@ -234,7 +236,10 @@ def _status_line(status: int, reason: str | None) -> str:
 
 
 def _announce_length(
-    headers: list[tuple[str, str]], announced: str | None, known: int | None
+    headers: list[tuple[str, str]],
+    announced: str | None,
+    target_length: int | None,
+    known: int | None,
 ) -> list[tuple[str, str]]:
     """The client's ``Content-Length``: the target's as one plain value, or the length
     known without one.
@@ -246,7 +251,7 @@ def _announce_length(
     server can only close the connection, which uWSGI, wsgiref and any HTTP/1.0 client
     take for the end of a whole body.
     """
-    length = parse_content_length(announced) if announced is not None else known  # checked
+    length = target_length if target_length is not None else known
     if length is None or announced == str(length):
         return headers  # nothing to say, or said plainly once already
     value = str(length)
@@ -262,15 +267,16 @@ def _announce_length(
     return result
 
 
-def _expected_length(response: Any, has_body: bool, directive: Directive) -> int | None:
+def _expected_length(
+    response: Any, has_body: bool, directive: Directive, target_length: int | None
+) -> int | None:
     """How many body bytes must arrive: Content-Length; else, for a 206, the length of its
     one range, and for a 200 without a content coding the expected size; else None (only
     the target's EOF says)."""
     if not has_body:
         return None
-    length = parse_content_length(response.headers.get("Content-Length"))  # checked
-    if length is not None:
-        return length
+    if target_length is not None:
+        return target_length
     if response.status == 206:
         content_range = parse_content_range(response.headers.get("Content-Range"))
         return None if content_range is None else content_range[1] - content_range[0] + 1
