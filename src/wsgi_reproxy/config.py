@@ -7,14 +7,26 @@ arrive as strings.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import urllib3
 
-from .headers import TOKEN
+from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, TOKEN, HiddenHeaders
 from .rules import ensure_collection
 
-__all__ = ["header_names", "positive_int", "timeout_option"]
+__all__ = [
+    "forward_option",
+    "header_globs",
+    "header_names",
+    "hide_option",
+    "positive_int",
+    "preserve_option",
+    "timeout_option",
+]
+
+# A header name, with the glob characters fnmatch knows (``X-Amz-*``, ``X-Cache-?``).
+_HEADER_GLOB = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z?\[\]]+")
 
 
 def _canonical(name: str) -> str:
@@ -34,6 +46,21 @@ def header_names(
             raise ValueError(f"{option} may not name {name!r}: {why}")
         names.append(_canonical(name))
     return tuple(names)
+
+
+def header_globs(value: object, option: str, forbidden: frozenset[str], why: str) -> HiddenHeaders:
+    """Validate header names or globs (``hide``); none may cover a ``forbidden`` name
+    (``Content-*`` would hide ``Content-Length``)."""
+    patterns = []
+    for pattern in ensure_collection(value, option):
+        if not isinstance(pattern, str) or not _HEADER_GLOB.fullmatch(pattern):
+            raise ValueError(f"{option}: {pattern!r} is not a header name or glob")
+        patterns.append(pattern)
+    hidden = HiddenHeaders(patterns)
+    covered = sorted(name for name in forbidden if hidden.covers(name))
+    if covered:
+        raise ValueError(f"{option} may not hide {', '.join(covered)}: {why}")
+    return hidden
 
 
 def positive_int(value: object, option: str) -> int:
@@ -63,3 +90,27 @@ def _check_seconds(value: object, what: str) -> None:
         raise ValueError(
             f"{what} must be positive and at most {threading.TIMEOUT_MAX:.0f} seconds, not {value}"
         )
+
+
+def preserve_option(value: object) -> tuple[str, ...]:
+    return header_names(
+        value,
+        "preserve",
+        FRAMING | HOP_BY_HOP,
+        "framing, hop-by-hop and X-Reproxy-* headers always come from the target",
+    )
+
+
+def forward_option(value: object) -> tuple[str, ...]:
+    return header_names(
+        value,
+        "forward",
+        NEVER_FORWARDED,
+        "Host comes from the URL; Cookie, Authorization and hop-by-hop headers never leave",
+    )
+
+
+def hide_option(value: object) -> HiddenHeaders:
+    return header_globs(
+        value, "hide", FRAMING, "the framing headers describe the bytes the client gets"
+    )

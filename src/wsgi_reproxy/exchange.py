@@ -168,7 +168,7 @@ class Exchange:
             )
             return self._error(status, app_iterable)
         response = fetched.response
-        headers, unsafe = clean_target_headers(response.headers.iteritems())
+        headers, unsafe = clean_target_headers(response.headers.iteritems(), self.mw.hide)
         if unsafe:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
         headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
@@ -223,7 +223,9 @@ class Exchange:
                 ("Cache-Control", "no-store"),
             ],
         )
-        return ClosingIterable([text], (), app_iterable)
+        # A HEAD gets the headers a GET would, and no body (RFC 9110 §9.3.2).
+        body = [] if self.environ.get("REQUEST_METHOD") == "HEAD" else [text]
+        return ClosingIterable(body, (), app_iterable)
 
 
 def _status_line(status: int, reason: str | None) -> str:

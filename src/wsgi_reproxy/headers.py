@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 __all__ = [
     "FRAMING",
     "HOP_BY_HOP",
+    "HiddenHeaders",
     "clean_target_headers",
     "is_multipart_ranges",
     "merge_preserved",
@@ -42,6 +44,8 @@ HOP_BY_HOP = frozenset(
 # Headers that describe the bytes on the wire: they can only come from the target that sent
 # those bytes (SPEC R4.4), never from the app's discarded body.
 FRAMING = frozenset({"content-length", "transfer-encoding", "content-range", "content-encoding"})
+# The target's answers to the client's own conditions whose body is not the file (R6.7).
+TARGETS_OWN_ANSWERS = frozenset({412, 416})
 NEVER_FORWARDED = frozenset({"host", "cookie", "authorization"}) | HOP_BY_HOP
 REPROXY_PREFIX = "x-reproxy-"
 
@@ -88,19 +92,57 @@ def _clean_value(value: str) -> str | None:
     return None if _CONTROL.search(value) else value
 
 
-def clean_target_headers(headers: Iterable[tuple[str, str]]) -> tuple[Headers, list[str]]:
-    """The target's headers minus hop-by-hop, ``Connection``-listed and ``X-Reproxy-*`` ones.
+_GLOB_CHARS = frozenset("*?[")
+
+
+class HiddenHeaders:
+    """``hide=``: target headers never relayed, by name or glob, case-insensitive (R6.7).
+
+    Names join the hop-by-hop ones in one set (``drop``), so the usual case costs one
+    lookup per header; globs (``X-Amz-*``) are one compiled regex for all of them.
+    """
+
+    __slots__ = ("drop", "glob", "patterns")
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self.patterns = tuple(patterns)
+        lowered = [pattern.lower() for pattern in self.patterns]
+        globs = [pattern for pattern in lowered if _GLOB_CHARS.intersection(pattern)]
+        self.drop = HOP_BY_HOP | frozenset(lowered).difference(globs)
+        self.glob = re.compile("|".join(translate(g) for g in globs)).match if globs else None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.patterns)!r})"
+
+    def covers(self, name: str) -> bool:
+        """Does a pattern hide the header ``name`` (any case)?"""
+        lowered = name.lower()
+        return any(fnmatchcase(lowered, pattern.lower()) for pattern in self.patterns)
+
+
+NOTHING_HIDDEN = HiddenHeaders()
+
+
+def clean_target_headers(
+    headers: Iterable[tuple[str, str]], hidden: HiddenHeaders = NOTHING_HIDDEN
+) -> tuple[Headers, list[str]]:
+    """The target's headers minus hop-by-hop, ``Connection``-listed, ``X-Reproxy-*`` and
+    ``hidden`` ones.
 
     Returns the kept headers, in order with duplicates, and the names of headers dropped
     because they could not be sent safely (bad name or control characters in the value).
     """
     headers = list(headers)
-    drop = HOP_BY_HOP | connection_tokens(headers)
+    tokens = connection_tokens(headers)
+    drop = hidden.drop | tokens if tokens else hidden.drop
+    glob = hidden.glob
     kept: Headers = []
     unsafe: list[str] = []
     for name, value in headers:
         lowered = name.lower()
         if lowered in drop or lowered[:10] == REPROXY_PREFIX:
+            continue
+        if glob is not None and glob(lowered) is not None:
             continue
         cleaned = _clean_value(value)
         if cleaned is None or not _is_token(name):
@@ -122,11 +164,14 @@ def merge_preserved(
     except one with control characters, which could split the response (CWE-113).
     The app's values take the place of the target's first value of that name, or are
     appended when the target had none -- except on 204 and 304, where nothing is added
-    (a 304 carries no Content-Type, RFC 9110 §15.4.5).  The ``Content-Type`` of a
-    ``multipart/byteranges`` 206 is the target's whatever ``preserve`` says: its boundary
-    is what the client splits the body's parts by (RFC 9110 §14.6).
+    (a 304 carries no Content-Type, RFC 9110 §15.4.5).  A 412 or 416 keeps the target's
+    headers as they are: its body is the storage's own message, not the file, and the
+    app's ``Content-Type`` or ``Content-Disposition: attachment`` would mislabel it.
+    The ``Content-Type`` of a ``multipart/byteranges`` 206 is the target's whatever
+    ``preserve`` says: its boundary is what the client splits the body's parts by
+    (RFC 9110 §14.6).
     """
-    if not preserve:
+    if not preserve or status in TARGETS_OWN_ANSWERS:
         return target
     if "content-type" in preserve and status == 206 and is_multipart_ranges(target):
         preserve = preserve - {"content-type"}

@@ -14,6 +14,7 @@ Every constructor option can be given as a string::
     resume = true
     refuse_local = false
     pool_maxsize = 32
+    hide = Server X-Pad X-Accel-* X-Amz-*
 
 Lists are whitespace-separated.  A rule written ``re:PATTERN`` is a regex; one written
 ``call:package.module:function`` is a callable rule imported by name.  ``timeout`` is a
@@ -115,6 +116,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "preserve": _words,
     "forward": _words,
     "upstream_hosts": _words,
+    "hide": _words,
     "timeout": _timeout,
     "chunk_size": _size,
     "max_urls": _integer,

@@ -14,6 +14,7 @@ Every rule is compiled once, in ``__init__``, into a predicate ``(environ, path)
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
@@ -26,6 +27,9 @@ Rule: TypeAlias = "str | re.Pattern[str] | Callable[[dict[str, Any]], bool]"
 Predicate: TypeAlias = Callable[[Environ, str], bool]
 
 _GLOB_CHARS = frozenset("*?[")
+# What a regular expression written as a plain string gives itself away by: such a rule
+# would be a prefix or glob that never matches (R7.3).
+_REGEX_SIGNS = re.compile(r"^\^|\$$|\.[*+]|\\")
 
 
 def request_path(environ: Environ) -> str:
@@ -49,8 +53,40 @@ def _glob(rule: str) -> Predicate:
     return lambda environ, path: fnmatchcase(path.rpartition("/")[2], rule)
 
 
+def _check_string(rule: str, option: str) -> None:
+    """Refuse the strings that are a mistake for sure, with the fix (SPEC R7.3)."""
+    if _REGEX_SIGNS.search(rule):
+        raise ValueError(
+            f"{option}: {rule!r} looks like a regular expression, but a string rule is a "
+            f"path prefix or a glob: pass re.compile({rule!r}) (in an ini file: re:{rule}); "
+            f"a glob of names that start with a dot is written '[.]*'"
+        )
+    if rule.endswith(","):
+        raise ValueError(
+            f"{option}: {rule!r} ends with a comma: rules are separate list items "
+            f"(in an ini file, separated by whitespace only: '/files/ /media/')"
+        )
+
+
+def _check_callable(rule: Callable[..., object], option: str) -> None:
+    """A callable rule is called with the environ: one that cannot take it would fail
+    every request with a 500 instead of failing here."""
+    try:
+        signature = inspect.signature(rule)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): trust it
+    try:
+        signature.bind({})
+    except TypeError:
+        raise TypeError(
+            f"{option}: the callable rule {rule!r} cannot be called with one argument, "
+            f"the WSGI environ: define it as rule(environ) -> bool"
+        ) from None
+
+
 def _compile_one(rule: object, option: str) -> Predicate:
     if isinstance(rule, str):
+        _check_string(rule, option)
         return _glob(rule) if _GLOB_CHARS.intersection(rule) else _prefix(rule)
     if isinstance(rule, re.Pattern):
         if not isinstance(rule.pattern, str):
@@ -58,6 +94,7 @@ def _compile_one(rule: object, option: str) -> Predicate:
         search = rule.search
         return lambda environ, path: search(path) is not None
     if callable(rule):
+        _check_callable(rule, option)
         func = rule
         return lambda environ, path: bool(func(environ))
     raise TypeError(
@@ -89,6 +126,9 @@ class RuleSet:
 
     def __bool__(self) -> bool:
         return bool(self._predicates)
+
+    def __repr__(self) -> str:
+        return repr(list(self.rules))
 
     def matches(self, environ: Environ, path: str) -> bool:
         for predicate in self._predicates:  # noqa: SIM110 - no generator per request
