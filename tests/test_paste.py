@@ -222,3 +222,17 @@ def test_a_default_option_without_a_readable_ini_file_is_no_error(tmp_path, ini)
         global_conf["__file__"] = str(path)
     mw = filter_app_factory(BackendApp(), global_conf, allow="/downloads")
     assert mw.timeout.read_timeout == 30.0
+
+
+def test_hide_as_a_string():
+    """R6.7, R1.4: ``hide`` is a whitespace-separated list of names and globs."""
+    options = options_from_strings({"allow": "/r/", "hide": "Server X-Amz-*"})
+    assert options["hide"] == ["Server", "X-Amz-*"]
+    mw = ReproxyMiddleware(BACKEND, **options)
+    assert mw.hide.patterns == ("Server", "X-Amz-*")
+    assert ReproxyMiddleware(BACKEND, **options_from_strings({"hide": ""})).hide.patterns == ()
+
+
+def test_comma_separated_hide_is_refused():
+    with pytest.raises(ValueError, match="is not a header name or glob"):
+        ReproxyMiddleware(BACKEND, **options_from_strings({"hide": "Server, X-Pad"}))
