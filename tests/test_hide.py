@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness import call, reproxy_app
-from upstreams import FILES, response_head, respond
+from upstreams import FILES, respond, response_head
 from wsgi_reproxy import DEFAULT_HIDE, ReproxyMiddleware
 from wsgi_reproxy.headers import FRAMING, HiddenHeaders, clean_target_headers
 
