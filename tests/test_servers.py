@@ -262,6 +262,20 @@ def _read_into(received, response):
         received += chunk
 
 
+def test_a_broken_body_is_cut_at_once(server):
+    """R6.4 without delay: the client sees the connection end as soon as the body breaks,
+    not once the server gives up waiting for another request on it.  uWSGI's
+    ``--http11-socket`` kept such a connection alive for its 4 s ``--socket-timeout``, so a
+    read timeout of 2 s ran out first (ReadTimeoutError, not ProtocolError)."""
+    with urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=2)) as pool:
+        response = pool.request("GET", server.base + "/d/x", preload_content=False)
+        assert response.headers.get("Content-Length") == str(DYING_SIZE)
+        received = bytearray()
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            _read_into(received, response)
+    assert 0 < len(received) < DYING_SIZE
+
+
 def test_an_https_target_with_a_private_ca_serves(server, client):
     """A ReproxyPoolManager with a private CA, its head read in pieces, under every server:
     gevent's TLS socket reads nothing when asked for an explicit 0 bytes, as the head's
