@@ -209,12 +209,17 @@ class ReproxyBody:
         found = resume.resume(self._sent)
         if found is None:
             self._abort(f"{reason}; no other URL could prove the rest of the body")
+        # The validator is the whole proof that both hold the same bytes: say which, so a
+        # validator that only reflects size and mtime can be recognised (docs/security.rst).
         log.warning(
-            "reproxied body from %r broke after %d bytes (%s); resuming from %r",
+            "reproxied body from %r broke after %d bytes (%s); resuming from %r, "
+            "trusted as the same file by its %s %r",
             self.url,
             self._sent,
             reason,
             found[0],
+            resume.validator_field,
+            resume.validator,
         )
         self.url, self._response, self._resume = found
 
