@@ -1,9 +1,10 @@
 """The middleware under real WSGI servers, as subprocesses on 127.0.0.1.
 
-For gunicorn (sync, gthread, gevent workers), uWSGI (``--http-socket``, threads) and
+For gunicorn (sync, gthread, gevent workers), uWSGI (``--http11-socket``, threads) and
 waitress: a reproxied 50 MiB body arrives byte-exact, HEAD and Range work, failover works
-(every request here first meets a dead replica and a replica answering 404), and a client
-that hangs up mid-body leaves the server serving, with the app's iterable closed.
+(every request here first meets a dead replica and a replica answering 404), a client
+that hangs up mid-body leaves the server serving, with the app's iterable closed, and a
+body that breaks reaches the client as a broken one, at once.
 """
 
 from __future__ import annotations
