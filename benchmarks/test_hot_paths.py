@@ -3,6 +3,7 @@
 Not part of the test suite (``testpaths`` is ``tests``) and never a timing assertion: run
 them to compare two versions of the code on the same machine::
 
+    python -m pip install -e '.[test,bench]'
     python -m pytest benchmarks/test_hot_paths.py --no-cov --benchmark-columns=median,ops
 
 Each benchmark is a pure function over plain values, so the numbers say what our own code

@@ -4,7 +4,7 @@ Build, with warnings as errors::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-Requires Sphinx and the furo theme (both in the ``test`` extra). Every code example in
+Requires Sphinx and the furo theme (the ``docs`` extra; ``test`` has them too). Every code example in
 these pages is run by ``tests/test_docs.py``.
 """
 

@@ -381,3 +381,54 @@ def test_an_encoded_body_is_not_resumed_from_the_expected_size(scripted, file_se
         call(mw_for(app), "/r/f")
     assert file_server.requests == []
     assert any("length of the encoded body is unknown" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("validator", "logged"),
+    [
+        ({"etag": ETAG}, f"by its ETag {ETAG!r}"),
+        ({"etag": None, "last_modified": LAST_MODIFIED}, f"by its Last-Modified {LAST_MODIFIED!r}"),
+    ],
+    ids=["etag", "last-modified"],
+)
+def test_the_resume_warning_names_the_validator_it_trusted(
+    scripted, file_server, validator, logged, caplog
+):
+    """The validator is the whole proof of a resume: the WARNING says which one, and its
+    value, so a deployment can tell a content hash from a size-and-mtime ETag or a date."""
+    dying = scripted(broken(300_000, **validator))
+    app = reproxy_app(dying.url("/f"), file_server.url("/files/1m.bin"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        assert call(mw_for(app), "/r/f").body == DATA
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage().endswith(
+        f"resuming from {file_server.url('/files/1m.bin')!r}, trusted as the same file {logged}"
+    )
+
+
+def test_other_bytes_behind_the_same_validator_are_spliced_in(scripted, caplog):
+    """The limit docs/security.rst states: a replica holding other bytes of the same size
+    under the same validator (Apache's and nginx's ETags are size and mtime) proves itself
+    the same file, and the client gets a mix of both.  Only a validator computed from the
+    content, or resume=False, rules that out."""
+    other = FILES["5m.bin"][:SIZE]
+
+    def same_etag_other_bytes(conn, server):
+        request = server.read_request(conn)
+        if not request:
+            return
+        start = int(re.search(rb"Range: bytes=(\d+)-", request).group(1))
+        headers = [
+            ("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}"),
+            ("Content-Length", str(SIZE - start)),
+            ("ETag", ETAG),
+        ]
+        conn.sendall(response_head("206 Partial Content", headers) + other[start:])
+
+    dying = scripted(broken(300_000))
+    impostor = scripted(same_etag_other_bytes)
+    app = reproxy_app(dying.url("/f"), impostor.url("/f"))
+    with caplog.at_level(logging.WARNING, "wsgi_reproxy"):
+        result = call(mw_for(app), "/r/f")
+    assert result.body == DATA[:300_000] + other[300_000:]
+    assert any(f"by its ETag {ETAG!r}" in r.getMessage() for r in caplog.records)

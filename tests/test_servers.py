@@ -1,9 +1,10 @@
 """The middleware under real WSGI servers, as subprocesses on 127.0.0.1.
 
-For gunicorn (sync, gthread, gevent workers), uWSGI (``--http-socket``, threads) and
+For gunicorn (sync, gthread, gevent workers), uWSGI (``--http11-socket``, threads) and
 waitress: a reproxied 50 MiB body arrives byte-exact, HEAD and Range work, failover works
-(every request here first meets a dead replica and a replica answering 404), and a client
-that hangs up mid-body leaves the server serving, with the app's iterable closed.
+(every request here first meets a dead replica and a replica answering 404), a client
+that hangs up mid-body leaves the server serving, with the app's iterable closed, and a
+body that breaks reaches the client as a broken one, at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import socket
 import struct
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import trustme
@@ -46,9 +46,7 @@ KINDS = [
 
 
 def _available(kind):
-    if kind == "uwsgi":
-        return shutil.which("uwsgi") is not None or Path(uwsgi_binary()).exists()
-    return True
+    return kind != "uwsgi" or shutil.which(uwsgi_binary()) is not None
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +261,20 @@ def test_a_broken_chunked_body_of_known_length_looks_short_to_the_client(server,
 def _read_into(received, response):
     for chunk in response.stream(65536):
         received += chunk
+
+
+def test_a_broken_body_is_cut_at_once(server):
+    """R6.4 without delay: the client sees the connection end as soon as the body breaks,
+    not once the server gives up waiting for another request on it.  uWSGI's
+    ``--http11-socket`` kept such a connection alive for its 4 s ``--socket-timeout``, so a
+    read timeout of 2 s ran out first (ReadTimeoutError, not ProtocolError)."""
+    with urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=2)) as pool:
+        response = pool.request("GET", server.base + "/d/x", preload_content=False)
+        assert response.headers.get("Content-Length") == str(DYING_SIZE)
+        received = bytearray()
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            _read_into(received, response)
+    assert 0 < len(received) < DYING_SIZE
 
 
 def test_an_https_target_with_a_private_ca_serves(server, client):

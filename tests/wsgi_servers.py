@@ -82,7 +82,10 @@ def command(kind: str, port: int, threads: int, app: str, chdir: Path) -> list[s
 
 
 def uwsgi_binary() -> str:
-    return shutil.which("uwsgi") or str(Path(sys.executable).parent / "uwsgi")
+    """The ``uwsgi`` command of this Python: the ``pyuwsgi`` wheel (the ``test`` extra)
+    installs it beside the interpreter, where a PATH lookup could find another Python's."""
+    beside_python = Path(sys.executable).with_name("uwsgi")
+    return str(beside_python) if beside_python.exists() else shutil.which("uwsgi") or "uwsgi"
 
 
 class ServerProcess:

@@ -80,6 +80,8 @@ class ReproxyBody:
     :param resume: how to continue from the next replica should this body break, or why
         that is impossible (see :mod:`wsgi_reproxy.resume`); may be a function that works
         it out, called only if the body breaks, so whole bodies never pay for it.
+    :param on_abort: called just before the body aborts, to cut the client's connection
+        where the server would not do it at once (see :mod:`wsgi_reproxy.abort`).
 
     A read error or fewer bytes than expected first tries to resume; when that cannot be
     proven right, or when more bytes than expected arrive, :class:`UpstreamBodyError` is
@@ -97,6 +99,7 @@ class ReproxyBody:
         "_expected",
         "_first",
         "_has_body",
+        "_on_abort",
         "_response",
         "_resume",
         "_sent",
@@ -116,6 +119,7 @@ class ReproxyBody:
         first_chunk: bytes = b"",
         drain: bool = True,
         confirm_end: bool = False,
+        on_abort: Callable[[], None] | None = None,
     ) -> None:
         self._response = response
         self._confirm_end = confirm_end
@@ -127,6 +131,7 @@ class ReproxyBody:
         self._expected = expected_length
         self._has_body = has_body
         self._resume = resume
+        self._on_abort = on_abort
         self._complete = not has_body
         self._closed = False
         self._sent = 0
@@ -204,18 +209,25 @@ class ReproxyBody:
         found = resume.resume(self._sent)
         if found is None:
             self._abort(f"{reason}; no other URL could prove the rest of the body")
+        # The validator is the whole proof that both hold the same bytes: say which, so a
+        # validator that only reflects size and mtime can be recognised (docs/security.rst).
         log.warning(
-            "reproxied body from %r broke after %d bytes (%s); resuming from %r",
+            "reproxied body from %r broke after %d bytes (%s); resuming from %r, "
+            "trusted as the same file by its %s %r",
             self.url,
             self._sent,
             reason,
             found[0],
+            resume.validator_field,
+            resume.validator,
         )
         self.url, self._response, self._resume = found
 
     def _abort(self, reason: str) -> NoReturn:
         log.error("reproxied body broke, aborting the response: %r: %s", self.url, reason)
         discard(self._response)
+        if self._on_abort is not None:
+            self._on_abort()
         raise UpstreamBodyError(self.url, reason, sent=self._sent)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import __version__
+from .abort import abort_hook
 from .body import ClosingIterable, ReproxyBody, close_iterable
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
@@ -195,6 +196,7 @@ class Exchange:
             expected_length=expected_length,
             confirm_end=expected_length is not None and target_length is None,
             resume=self._plan_resume(fetched, request_headers, directive),
+            on_abort=abort_hook(self.environ),
         )
 
     def _plan_resume(

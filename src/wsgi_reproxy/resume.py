@@ -60,6 +60,11 @@ class Resumer:
     total: int
     encoding: str | None
 
+    @property
+    def validator_field(self) -> str:
+        """The header the validator came from: a strong ETag is quoted, an HTTP date is not."""
+        return "ETag" if self.validator.startswith('"') else "Last-Modified"
+
     def resume(self, sent: int) -> tuple[str, BaseHTTPResponse, Resumer | NoResume] | None:
         """Fetch bytes ``first + sent ..  last`` from the next URL that proves them.
 
@@ -106,7 +111,7 @@ class Resumer:
         # A replica that ignores If-Range answers 206 whatever it holds: its own validator
         # must be the one asked for (a 206 carries the ETag and Last-Modified a 200 would,
         # RFC 9110 §15.3.7).
-        field = "ETag" if self.validator.startswith('"') else "Last-Modified"
+        field = self.validator_field
         theirs = response.headers.get(field)
         if theirs is None or theirs.strip() != self.validator:
             return f"its {field} {theirs!r} is not {self.validator!r}"
