@@ -25,6 +25,7 @@ from .middleware import (
     can_reproxy,
 )
 from .pools import ReproxyPoolManager
+from .report import AttemptReport, ReproxyReport
 
 __all__ = [
     "CAPABILITY",
@@ -34,9 +35,11 @@ __all__ = [
     "DEFAULT_MAX_URLS",
     "DEFAULT_TIMEOUT",
     "AllUpstreamsFailed",
+    "AttemptReport",
     "ReproxyError",
     "ReproxyMiddleware",
     "ReproxyPoolManager",
+    "ReproxyReport",
     "UpstreamBodyError",
     "UpstreamError",
     "__version__",
