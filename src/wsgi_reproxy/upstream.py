@@ -39,7 +39,10 @@ __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url"]
 log = logging.getLogger("wsgi_reproxy")
 
 # The client's own conditional or range answers are successes: relay them (SPEC R5.3).
-_SUCCESS_OTHER = frozenset({304, 416})
+# If-Match and If-Unmodified-Since are forwarded, so their 412 is the client's too (nginx).
+_SUCCESS_OTHER = frozenset({304, 412, 416})
+# Answers about the request, whose lengths are not the file's: no expected-size check.
+_NOT_THE_FILE = frozenset({412, 416})
 # Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304})
 # What urllib3 builds from ``retries=False, redirect=False`` on every request, built once.
@@ -103,7 +106,7 @@ def _check(response: BaseHTTPResponse, url: str, method: str, expected_size: int
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
         raise UpstreamError(url, f"status {status}")
     check_framing(response, url, method)
-    if expected_size is None or status in NO_BODY_STATUSES or status == 416:
+    if expected_size is None or status in NO_BODY_STATUSES or status in _NOT_THE_FILE:
         return
     if status == 206 and is_multipart_ranges(response.headers.iteritems()):
         return  # several ranges: no Content-Range of its own to hold the total (RFC 9110 §14.6)
