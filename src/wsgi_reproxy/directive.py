@@ -6,7 +6,8 @@ An app asks for reproxying with ``X-Reproxy-Url: URL [URL ...]`` and, optionally
 as a plain table.
 
 URLs are validated with urllib3's own parser, so the host checked is the host urllib3
-connects to; ``upstream_hosts`` is :mod:`wsgi_reproxy.hosts`.  Rejected
+connects to; their request target is taken as written, and must be sendable as written
+(:mod:`wsgi_reproxy.target`); ``upstream_hosts`` is :mod:`wsgi_reproxy.hosts`.  Rejected
 tokens are reported with ``repr()``: a URL that came from user input may carry control
 characters meant for log injection (Rack CVE-2025-27111).
 """
@@ -23,6 +24,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from .hosts import DEFAULT_PORTS, HostPatterns
+from .target import request_target, target_problem
 
 __all__ = [
     "Directive",
@@ -120,6 +122,9 @@ def _check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
         return "has a percent-encoded host"
     if _has_dot_segment(url):
         return "has a . or .. segment in its path (also when percent-encoded)"
+    problem = target_problem(request_target(url))
+    if problem is not None:
+        return problem
     port = DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
     if port == 0:
         return "has port 0"
@@ -203,7 +208,9 @@ def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[
         [('X-Reproxy-Url', 'http://store-1/f/42 http://store-2/f/42'),
          ('X-Reproxy-Expected-Size', '1024')]
 
-    :param urls: absolute http(s) URLs, tried in order; spaces inside must be ``%20``.
+    :param urls: absolute http(s) URLs, tried in order, whose path and query are sent
+        byte for byte as written: made of RFC 3986 characters and ``%XX`` escapes only (a
+        space is ``%20``, a literal ``%`` is ``%25``).
     :param expected_size: the full length of the file; a target that disagrees counts as failed.
     :raises ValueError: no URL, an invalid URL, or a size that is not a non-negative int.
     """
