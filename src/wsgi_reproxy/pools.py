@@ -52,9 +52,11 @@ class ReproxyPoolManager(urllib3.PoolManager):
     The middleware builds one for itself.  Build your own when the pool needs settings of
     its own -- a private CA (``ca_certs=``), client certificates (``cert_file=``,
     ``key_file=``), ``source_address=``, one pool shared by several middlewares -- and
-    pass it as ``pool=``: a plain ``PoolManager`` is used as is, without the speed-ups;
-    this one keeps them (each origin's connection pool remembered, plain response heads
-    read without the ``email`` parser and, for ``http``, timeouts kept by the kernel).
+    pass it as ``pool=``: a plain ``PoolManager`` is used as is, without the speed-ups,
+    and refuses to send a target urllib3 would change (escapes in lower case, SPEC R5.5);
+    this one keeps them (request targets sent exactly as written, each origin's connection
+    pool remembered, plain response heads read without the ``email`` parser and, for
+    ``http``, timeouts kept by the kernel).
 
     It takes ``urllib3.PoolManager``'s arguments, with room for a threaded server by
     default: ``num_pools=64`` and ``maxsize=32`` (urllib3's are 10 and 1).  Size ``maxsize``
