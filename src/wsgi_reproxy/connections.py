@@ -45,10 +45,12 @@ class ExactTargetConnection(HTTPConnection):
     """Sends the exact target handed down under :data:`~wsgi_reproxy.target.TARGET_KEY`.
 
     urllib3's ``HTTPConnectionPool.urlopen`` upper-cases the escapes of every target
-    before its connection sees it; :mod:`wsgi_reproxy.upstream` passes the target as the
-    app wrote it among the headers, and this connection sends that one instead -- after
-    checking that it is the target urllib3 derived, up to the case of its escapes, so a
-    target meant for another request (or another urllib3) is never sent.
+    before its connection sees it; :func:`wsgi_reproxy.pools.urlopen_as_written` passes
+    the target as the app wrote it among the headers, and this connection sends that one
+    instead -- after checking that it is the target urllib3 derived, up to the case of
+    its escapes.  Should they differ in more (a target meant for another request, a
+    urllib3 that rewrites more), nothing is sent: ``TargetMismatch``, which urllib3
+    reports as a ``ProtocolError``, fails that URL.
     """
 
     def request(
