@@ -297,6 +297,17 @@ def test_a_connection_sends_nothing_when_the_exact_target_is_not_urllib3s(storag
     assert request_lines(storage) == [b"GET /A%2f HTTP/1.1"]
 
 
+def test_a_reproxypoolmanager_used_directly_is_urllib3_as_usual(storage):
+    """Shared with other code (R1.2), the pool's connections send what urllib3 gives them
+    when no exact target is handed down."""
+    pool = ReproxyPoolManager(retries=False)
+    try:
+        assert pool.request("GET", storage.url("/a%2f")).data == BODY
+    finally:
+        pool.clear()
+    assert request_lines(storage) == [b"GET /a%2F HTTP/1.1"]
+
+
 @pytest.fixture(scope="module")
 def tls_ca() -> trustme.CA:
     return trustme.CA()
