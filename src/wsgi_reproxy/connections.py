@@ -1,7 +1,11 @@
 """The connection and pool classes of the middleware's own ``PoolManager`` (speed, SPEC R5).
 
 urllib3's classes, through the extension points urllib3 itself uses for its SOCKS support
-(``ConnectionCls``, ``response_class``, ``_new_conn``), with two changes:
+(``ConnectionCls``, ``response_class``, ``_new_conn``) and the public
+``HTTPConnection.request``, with three changes:
+
+* the request target goes out exactly as the app wrote it (:class:`ExactTargetConnection`,
+  SPEC R5.5), where urllib3 would upper-case its escapes;
 
 * response heads are read by :class:`wsgi_reproxy.heads.HeadResponse`, without the
   ``email`` parser for plain header blocks;
@@ -17,14 +21,18 @@ from __future__ import annotations
 
 import http.client
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .heads import response_class
 from .sockets import adopt
+from .target import TARGET_KEY, TargetMismatch, upper_escapes
 
 __all__ = [
+    "ExactTargetConnection",
     "ReproxyHTTPConnection",
     "ReproxyHTTPConnectionPool",
     "ReproxyHTTPSConnection",
@@ -33,15 +41,45 @@ __all__ = [
 ]
 
 
-class ReproxyHTTPConnection(HTTPConnection):
+class ExactTargetConnection(HTTPConnection):
+    """Sends the exact target handed down under :data:`~wsgi_reproxy.target.TARGET_KEY`.
+
+    urllib3's ``HTTPConnectionPool.urlopen`` upper-cases the escapes of every target
+    before its connection sees it; :func:`wsgi_reproxy.pools.urlopen_as_written` passes
+    the target as the app wrote it among the headers, and this connection sends that one
+    instead -- after checking that it is the target urllib3 derived, up to the case of
+    its escapes.  Should they differ in more (a target meant for another request, a
+    urllib3 that rewrites more), nothing is sent: ``TargetMismatch``, which urllib3
+    reports as a ``ProtocolError``, fails that URL.
+    """
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if headers is not None and TARGET_KEY in headers:
+            rest = dict(headers)
+            target: str = rest.pop(TARGET_KEY)
+            if target != url and upper_escapes(target) != url:
+                raise TargetMismatch(f"exact target {target!r} is not urllib3's {url!r}")
+            url, headers = target, rest
+        super().request(method, url, body, headers, **kwargs)
+
+
+class ReproxyHTTPConnection(ExactTargetConnection):
     response_class: type[http.client.HTTPResponse] = response_class()
 
     def _new_conn(self) -> socket.socket:
         return adopt(super()._new_conn())
 
 
-class ReproxyHTTPSConnection(HTTPSConnection):
-    """TLS: the quick head parser only (``ssl.SSLSocket`` applies timeouts its own way)."""
+class ReproxyHTTPSConnection(ExactTargetConnection, HTTPSConnection):
+    """TLS: exact targets and the quick head parser (``ssl.SSLSocket`` applies timeouts its
+    own way, so its socket is not adopted)."""
 
     response_class: type[http.client.HTTPResponse] = response_class()
 

@@ -5,22 +5,26 @@ An app asks for reproxying with ``X-Reproxy-Url: URL [URL ...]`` and, optionally
 :class:`Directive`, or says why it cannot.  Nothing here does I/O, so every rule is tested
 as a plain table.
 
-URLs are validated with urllib3's own parser, so what passes validation is exactly what
-urllib3 will request.  Rejected tokens are reported with ``repr()``: a URL that came from
-user input may carry control characters meant for log injection (Rack CVE-2025-27111).
+URLs are validated with urllib3's own parser, so the host checked is the host urllib3
+connects to; their request target is taken as written, and must be sendable as written
+(:mod:`wsgi_reproxy.target`); ``upstream_hosts`` is :mod:`wsgi_reproxy.hosts`.  Rejected
+tokens are reported with ``repr()``: a URL that came from user input may carry control
+characters meant for log injection (Rack CVE-2025-27111).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from urllib.parse import unquote
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
+
+from .hosts import DEFAULT_PORTS, HostPatterns
+from .target import request_target, target_problem
 
 __all__ = [
     "Directive",
@@ -42,7 +46,6 @@ _SEPARATORS = re.compile(r"[ \t\r\n\f]+")
 # C0 controls and DEL: header/log injection (SPEC R4.3).  Non-ASCII is refused too: a URL in
 # a header must already be percent-encoded, and decoding it twice is a classic bug.
 _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,78 +61,6 @@ class InvalidDirective:
     """The app asked for reproxying but nothing usable came of it (answered with 502)."""
 
     reason: str
-
-
-def _split_host_port(pattern: str) -> tuple[str, str | None]:
-    if pattern.startswith("["):
-        host, bracket, rest = pattern[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"upstream_hosts: bad IPv6 pattern {pattern!r}")
-        return host, rest[1:] or None
-    if pattern.count(":") == 1:
-        host, _, port = pattern.partition(":")
-        return host, port
-    return pattern, None
-
-
-def normalise_host(host: str) -> str:
-    """Lower case, no IPv6 brackets, no trailing dot: one spelling per host."""
-    return host.strip("[]").lower().rstrip(".")
-
-
-class HostPatterns:
-    """``upstream_hosts``: which hosts (and ports) targets may live on.
-
-    A pattern is a host glob with an optional port glob: ``"store-*.internal"``,
-    ``"10.1.2.3:8080"``, ``"[fd00::1]:*"``.  A pattern without a port allows only the
-    scheme's default port (80 or 443): ``"cache.internal"`` must not open
-    ``http://cache.internal:6379/`` to an app that echoes user input.
-    """
-
-    __slots__ = ("_compiled", "_literal", "patterns")
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns = tuple(patterns)
-        compiled = []
-        for pattern in self.patterns:
-            if not isinstance(pattern, str) or not pattern.strip():
-                raise TypeError(
-                    f"upstream_hosts: each pattern must be a non-empty str, not {pattern!r}"
-                )
-            host, port = _split_host_port(pattern.strip())
-            if port is not None and not re.fullmatch(r"[0-9*?\[\]!-]+", port):
-                raise ValueError(f"upstream_hosts: bad port in {pattern!r}")
-            compiled.append((normalise_host(host), port))
-        self._compiled = tuple(compiled)
-        self._literal = tuple(
-            (host, port) for host, port in compiled if not any(c in host for c in "*?[")
-        )
-
-    def allows(self, host: str, port: int, scheme: str = "http") -> bool:
-        """Does a pattern match ``host`` and ``port``?"""
-        return self._match(self._compiled, host, port, scheme)
-
-    def names_literally(self, host: str, port: int, scheme: str = "http") -> bool:
-        """Does a pattern *without wildcards in its host* match: the address named
-        explicitly, as ``refuse_local`` requires (``"*:*"`` allows every host, but names
-        none, so it does not let ``127.0.0.1`` or ``169.254.169.254`` through)."""
-        return self._match(self._literal, host, port, scheme)
-
-    @staticmethod
-    def _match(
-        compiled: tuple[tuple[str, str | None], ...], host: str, port: int, scheme: str
-    ) -> bool:
-        host = normalise_host(host)
-        port_text = str(port)
-        for host_pattern, port_pattern in compiled:
-            if not fnmatchcase(host, host_pattern):
-                continue
-            if port_pattern is None:
-                if port == _DEFAULT_PORTS[scheme]:
-                    return True
-            elif fnmatchcase(port_text, port_pattern):
-                return True
-        return False
 
 
 def _authority(url: str) -> str:
@@ -179,7 +110,7 @@ def _check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
         parsed = parse_url(url)
     except LocationParseError:
         return "is not a valid URL"
-    if parsed.scheme not in _DEFAULT_PORTS or not url.lower().startswith(parsed.scheme + "://"):
+    if parsed.scheme not in DEFAULT_PORTS or not url.lower().startswith(parsed.scheme + "://"):
         return "is not an absolute http or https URL"
     if not parsed.host:
         return "has no host"
@@ -191,11 +122,14 @@ def _check_url(url: str, hosts: HostPatterns | None = None) -> str | None:
         return "has a percent-encoded host"
     if _has_dot_segment(url):
         return "has a . or .. segment in its path (also when percent-encoded)"
-    port = _DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
+    problem = target_problem(request_target(url))
+    if problem is not None:
+        return problem
+    port = DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
     if port == 0:
         return "has port 0"
     if hosts is not None and not hosts.allows(parsed.host, port, parsed.scheme):
-        return "is not on a host allowed by upstream_hosts"
+        return hosts.refusal(parsed.host, port, parsed.scheme)
     return None
 
 
@@ -274,7 +208,9 @@ def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[
         [('X-Reproxy-Url', 'http://store-1/f/42 http://store-2/f/42'),
          ('X-Reproxy-Expected-Size', '1024')]
 
-    :param urls: absolute http(s) URLs, tried in order; spaces inside must be ``%20``.
+    :param urls: absolute http(s) URLs, tried in order, whose path and query are sent
+        byte for byte as written: made of RFC 3986 characters and ``%XX`` escapes only (a
+        space is ``%20``, a literal ``%`` is ``%25``).
     :param expected_size: the full length of the file; a target that disagrees counts as failed.
     :raises ValueError: no URL, an invalid URL, or a size that is not a non-negative int.
     """

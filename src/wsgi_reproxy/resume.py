@@ -145,6 +145,8 @@ def plan_resume(
     """How to continue ``response``'s body elsewhere should it break, or why we cannot."""
     if not later_urls:
         return NoResume("no URL left")
+    if response.status not in (200, 206):  # a 412's or 416's body is not the file's bytes
+        return NoResume(f"a {response.status} body is no part of the file")
     validator = _validator(response)
     if isinstance(validator, NoResume):
         return validator

@@ -8,7 +8,6 @@ reason and a ``timed_out`` flag, and :func:`fetch_first` turns a list of those i
 
 from __future__ import annotations
 
-import functools
 import logging
 import socket
 import time
@@ -26,20 +25,23 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 from urllib3.response import BaseHTTPResponse
-from urllib3.util import Retry, parse_url
+from urllib3.util import Retry
 
-from .directive import CACHED_URL_MAX, Directive, HostPatterns
+from .directive import Directive, HostPatterns
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .framing import check_framing, full_length, is_encoded
 from .headers import is_multipart_ranges
-from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager
+from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager, urlopen_as_written
 
 __all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url"]
 
 log = logging.getLogger("wsgi_reproxy")
 
 # The client's own conditional or range answers are successes: relay them (SPEC R5.3).
-_SUCCESS_OTHER = frozenset({304, 416})
+# If-Match and If-Unmodified-Since are forwarded, so their 412 is the client's too (nginx).
+_SUCCESS_OTHER = frozenset({304, 412, 416})
+# Answers about the request, whose lengths are not the file's: no expected-size check.
+_NOT_THE_FILE = frozenset({412, 416})
 # Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304})
 # What urllib3 builds from ``retries=False, redirect=False`` on every request, built once.
@@ -103,7 +105,7 @@ def _check(response: BaseHTTPResponse, url: str, method: str, expected_size: int
     if not (200 <= status < 300 or status in _SUCCESS_OTHER):
         raise UpstreamError(url, f"status {status}")
     check_framing(response, url, method)
-    if expected_size is None or status in NO_BODY_STATUSES or status == 416:
+    if expected_size is None or status in NO_BODY_STATUSES or status in _NOT_THE_FILE:
         return
     if status == 206 and is_multipart_ranges(response.headers.iteritems()):
         return  # several ranges: no Content-Range of its own to hold the total (RFC 9110 §14.6)
@@ -138,7 +140,7 @@ def open_url(
     log.debug("reproxy attempt: %s %r", method, url)
     for attempt in (1, 2):
         try:
-            return _urlopen(
+            return urlopen_as_written(
                 pool,
                 method,
                 url,
@@ -161,33 +163,6 @@ def _closed_under_us(error: BaseException) -> bool:
     """The peer closed the connection before sending any response: a stale keep-alive."""
     cause = error.args[1] if isinstance(error, ProtocolError) and len(error.args) > 1 else None
     return isinstance(cause, RemoteDisconnected | ConnectionResetError | BrokenPipeError)
-
-
-def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
-    parsed = parse_url(url)
-    return parsed.scheme or "http", parsed.host or "", parsed.port, parsed.request_uri
-
-
-_origin_and_path_cached = functools.lru_cache(maxsize=4096)(_origin_and_path)
-
-
-def _urlopen(pool: urllib3.PoolManager, method: str, url: str, **kw: Any) -> BaseHTTPResponse:
-    """``pool.urlopen`` without re-parsing a URL already seen.
-
-    URLs repeat (the same files are asked for again and again), and parsing was a tenth of
-    the time urllib3 spent per request; the middleware's own pool also remembers the
-    connection pool of each origin.  A subclass with its own ``urlopen``
-    (``ProxyManager``) is always called as is.
-    """
-    if type(pool).urlopen is not urllib3.PoolManager.urlopen:
-        return pool.urlopen(method, url, **kw)
-    split = _origin_and_path_cached if len(url) <= CACHED_URL_MAX else _origin_and_path
-    scheme, host, port, request_uri = split(url)
-    if isinstance(pool, ReproxyPoolManager):
-        connection_pool = pool.connection_from_origin(scheme, host, port)
-    else:
-        connection_pool = pool.connection_from_host(host, port=port, scheme=scheme)
-    return connection_pool.urlopen(method, request_uri, assert_same_host=False, **kw)
 
 
 def _first_chunk(response: BaseHTTPResponse, url: str, method: str, chunk_size: int) -> bytes:
