@@ -98,7 +98,11 @@ def test_a_broken_412_body_is_never_resumed_from_the_file(scripted, file_server,
     the file -- same validator, same length -- must not be spliced onto it."""
     head = response_head(
         "412 Precondition Failed",
-        [("ETag", etag_for("small.txt")), ("Content-Length", str(len(SMALL)))],
+        [
+            ("Content-Type", "text/html"),
+            ("ETag", etag_for("small.txt")),
+            ("Content-Length", str(len(SMALL))),
+        ],
     )
     dying = scripted(respond(head + b"cut-"))
     app = reproxy_app(dying.url("/f"), file_server.url("/files/small.txt"))
