@@ -92,7 +92,9 @@ def test_merge_preserved(benchmark: Any) -> None:
 def test_upstream_request_headers(benchmark: Any) -> None:
     middleware = ReproxyMiddleware(plain_app)
     env = environ("/x") | {"HTTP_RANGE": "bytes=0-9"}
-    benchmark(upstream_request_headers, env, middleware._forward, "GET", "wsgi-reproxy")
+    benchmark(
+        upstream_request_headers, env, middleware.settings.forward_keys, "GET", "wsgi-reproxy"
+    )
 
 
 @pytest.mark.parametrize("parser", ["quick", "http.client"])

@@ -206,6 +206,17 @@ class StorageProcess:
         path = self.root / "access.log"
         return path.read_text("latin-1").splitlines() if path.exists() else []
 
+    def settled_line_count(self, quiet: float = 0.2) -> int:
+        """How many request lines are logged, once no new one came for ``quiet`` seconds
+        (the previous test's last line may still be on its way to the log)."""
+        count = len(self.request_lines())
+        while True:
+            time.sleep(quiet)
+            now = len(self.request_lines())
+            if now == count:
+                return count
+            count = now
+
     def new_request_lines(self, before: int, expected: int = 1, timeout: float = 10.0) -> list[str]:
         """The lines logged after the first ``before``, once there are ``expected`` of them
         (a server writes its log line after the response has left)."""

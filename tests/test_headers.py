@@ -137,7 +137,7 @@ def test_strip_reproxy_headers():
 
 def forwarded(environ, method="GET", forward=DEFAULT_FORWARD):
     mw = ReproxyMiddleware(lambda e, s: [], forward=forward)
-    return upstream_request_headers(environ, mw._forward, method, "wsgi-reproxy/test")
+    return upstream_request_headers(environ, mw.settings.forward_keys, method, "wsgi-reproxy/test")
 
 
 def test_default_forward_list():

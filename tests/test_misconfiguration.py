@@ -189,7 +189,7 @@ def test_repr_shows_every_option_in_constructor_form():
         "deny=['*.tmp'], upstream_hosts=['store-*.internal', '10.1.2.3:8080'], "
         "forward=['Range'], timeout=Timeout(connect=1.0, read=2.0, total=None), "
         "pool_maxsize=4, pool_block=False, chunk_size=1024, max_urls=2, resume=False, "
-        "refuse_local=False, hide=['Server'])"
+        "refuse_local=False, hide=['Server'], observer=None)"
     )
 
 

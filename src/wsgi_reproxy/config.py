@@ -7,19 +7,25 @@ arrive as strings.
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import urllib3
 
 from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, TOKEN, HiddenHeaders
-from .rules import ensure_collection
 
 __all__ = [
+    "ensure_collection",
+    "flag",
     "forward_option",
     "header_globs",
     "header_names",
     "hide_option",
+    "observer_option",
+    "one_argument_callable",
     "positive_int",
     "preserve_option",
     "timeout_option",
@@ -27,6 +33,49 @@ __all__ = [
 
 # A header name, with the glob characters fnmatch knows (``X-Amz-*``, ``X-Cache-?``).
 _HEADER_GLOB = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z?\[\]]+")
+
+
+def ensure_collection(value: object, option: str) -> list[Any]:
+    """Refuse a bare string where a collection is expected: ``allow="/x"`` is a bug."""
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(
+            f"{option} must be a list of values, not a single {type(value).__name__}"
+            f" ({option}=[{value!r}] is probably what you meant)"
+        )
+    if not isinstance(value, Iterable):
+        raise TypeError(f"{option} must be a list of values, not {type(value).__name__}")
+    return list(value)
+
+
+def one_argument_callable(func: Callable[..., object], what: str, form: str) -> None:
+    """Refuse a callable that cannot be called with one argument: it would fail every
+    request with a 500 instead of failing here (R7.3)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): trust it
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise TypeError(
+            f"{what}: {func!r} cannot be called with one argument: define it as {form}"
+        ) from None
+
+
+def flag(value: object, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{option} must be True or False, not {value!r}")
+    return value
+
+
+def observer_option(value: object) -> Callable[[Any], object] | None:
+    """``observer``: None, or a callable taking the request's report (R7.4)."""
+    if value is None:
+        return None
+    if not callable(value):
+        raise TypeError(f"observer must be a callable(report), not {type(value).__name__}")
+    one_argument_callable(value, "observer", "observer(report)")
+    return value
 
 
 def _canonical(name: str) -> str:

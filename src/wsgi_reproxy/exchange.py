@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from . import __version__
 from .abort import abort_hook
@@ -35,10 +35,8 @@ from .headers import (
     upstream_request_headers,
 )
 from .resume import NoResume, Resumer, plan_resume
+from .settings import Settings
 from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first
-
-if TYPE_CHECKING:
-    from .middleware import ReproxyMiddleware
 
 __all__ = ["CAPABILITY", "CAPABILITY_KEY", "URL_ENVIRON_KEY", "Exchange"]
 
@@ -62,19 +60,25 @@ class Exchange:
     """One enabled request: watches the app's start_response, then reproxies or passes."""
 
     __slots__ = (
+        "app",
         "app_headers",
         "directive",
         "environ",
-        "mw",
         "passed",
+        "settings",
         "start_response",
         "started",
     )
 
     def __init__(
-        self, mw: ReproxyMiddleware, environ: dict[str, Any], start_response: StartResponse
+        self,
+        settings: Settings,
+        app: WSGIApp,
+        environ: dict[str, Any],
+        start_response: StartResponse,
     ) -> None:
-        self.mw = mw
+        self.settings = settings
+        self.app = app
         self.environ = environ
         self.start_response = start_response
         self.started = False
@@ -105,14 +109,17 @@ class Exchange:
     def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
         rejected: list[Rejected] = []
         directive = parse_directive(
-            headers, max_urls=self.mw.max_urls, hosts=self.mw.upstream_hosts, rejected=rejected
+            headers,
+            max_urls=self.settings.max_urls,
+            hosts=self.settings.upstream_hosts,
+            rejected=rejected,
         )
         for item in rejected:
             log.warning("reproxy URL skipped: %r %s", item.url, item.reason)
         return directive
 
     def run(self) -> Iterable[bytes]:
-        app_iterable = self.mw.app(self.environ, self.app_start_response)
+        app_iterable = self.app(self.environ, self.app_start_response)
         try:
             head: list[bytes] = []
             rest: Iterable[bytes] = app_iterable
@@ -149,16 +156,16 @@ class Exchange:
         assert directive is not None
         method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
         request_headers = upstream_request_headers(
-            self.environ, self.mw._forward, method, USER_AGENT
+            self.environ, self.settings.forward_keys, method, USER_AGENT
         )
         try:
             fetched = fetch_first(
-                self.mw.pool,
+                self.settings.pool,
                 directive,
                 method,
                 request_headers,
-                self.mw.timeout,
-                self.mw.chunk_size,
+                self.settings.timeout,
+                self.settings.chunk_size,
             )
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
@@ -169,10 +176,12 @@ class Exchange:
             )
             return self._error(status, app_iterable)
         response = fetched.response
-        headers, unsafe = clean_target_headers(response.headers.iteritems(), self.mw.hide)
+        headers, unsafe = clean_target_headers(response.headers.iteritems(), self.settings.hide)
         if unsafe:
             log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
-        headers = merge_preserved(headers, self.app_headers, self.mw._preserve, response.status)
+        headers = merge_preserved(
+            headers, self.app_headers, self.settings.preserved, response.status
+        )
         has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
         announced = response.headers.get("Content-Length")
         target_length = parse_content_length(announced)  # checked: plain digits
@@ -188,7 +197,7 @@ class Exchange:
         return ReproxyBody(
             response,
             url=fetched.url,
-            chunk_size=self.mw.chunk_size,
+            chunk_size=self.settings.chunk_size,
             app_iterable=app_iterable,
             has_body=has_body,
             first_chunk=fetched.first_chunk,
@@ -202,15 +211,15 @@ class Exchange:
     def _plan_resume(
         self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
     ) -> NoResume | Callable[[], Resumer | NoResume]:
-        if not self.mw.resume:
+        if not self.settings.resume:
             return NoResume("resume=False")
         return functools.partial(
             plan_resume,
             fetched.response,
             later_urls=fetched.later_urls,
             headers=request_headers,
-            pool=self.mw.pool,
-            timeout=self.mw.timeout,
+            pool=self.settings.pool,
+            timeout=self.settings.timeout,
             expected_size=directive.expected_size,
         )
 

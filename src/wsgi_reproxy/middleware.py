@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar, Unpack, overload
 
 import urllib3
 
-from .config import forward_option, hide_option, positive_int, preserve_option, timeout_option
-from .directive import HostPatterns
 from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo, StartResponse, WSGIApp
-from .guard import is_guarded
-from .headers import HiddenHeaders, environ_key, strip_reproxy_headers
-from .pools import DEFAULT_POOL_MAXSIZE
-from .rules import RuleSet, compile_rules, ensure_collection, request_path
+from .headers import HiddenHeaders, strip_reproxy_headers
+from .hosts import HostPatterns
+from .report import Observer
+from .rules import RuleSet, request_path
+from .settings import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_FORWARD,
+    DEFAULT_HIDE,
+    DEFAULT_MAX_URLS,
+    DEFAULT_TIMEOUT,
+    Options,
+    Settings,
+)
 from .stray import StrayDirectives, carries_directive
-from .upstream import make_pool
 
 __all__ = [
     "CAPABILITY",
@@ -40,21 +46,27 @@ __all__ = [
     "can_reproxy",
 ]
 
-DEFAULT_FORWARD = (
-    "Range",
-    "If-Range",
-    "If-Modified-Since",
-    "If-Unmodified-Since",
-    "If-None-Match",
-    "If-Match",
-    "Accept-Encoding",
-)
-# What nginx hides from a proxied response by default (proxy_hide_header): the storage's
-# software and version, and its own X-Accel-* controls (SPEC R6.7).
-DEFAULT_HIDE = ("Server", "X-Pad", "X-Accel-*")
-DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
-DEFAULT_CHUNK_SIZE = 64 * 1024
-DEFAULT_MAX_URLS = 8
+
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """An option read through the middleware: ``mw.pool`` is ``mw.settings.pool``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Setting[T]: ...
+
+    @overload
+    def __get__(self, instance: ReproxyMiddleware, owner: type) -> T: ...
+
+    def __get__(self, instance: ReproxyMiddleware | None, owner: type) -> T | _Setting[T]:
+        if instance is None:
+            return self
+        value: T = getattr(instance.settings, self.name)
+        return value
 
 
 def can_reproxy(environ: dict[str, Any]) -> bool:
@@ -154,133 +166,51 @@ class ReproxyMiddleware:
     :param hide: target response headers never relayed to the client, by name or glob
         (``"X-Amz-*"``), case-insensitive; replaces the default, which is what nginx hides
         (``Server``, ``X-Pad``, ``X-Accel-*``).  The framing headers cannot be hidden.
+    :param observer: ``callable(report)`` given one :class:`~wsgi_reproxy.ReproxyReport`
+        per reproxied request once its body ended, broke or the client left (for metrics:
+        :class:`wsgi_reproxy.prometheus.PrometheusObserver`); its exceptions are logged,
+        never raised into the request.
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
-    __slots__ = (
-        "_forward",
-        "_preserve",
-        "_stray",
-        "allow",
-        "app",
-        "chunk_size",
-        "deny",
-        "forward",
-        "hide",
-        "max_urls",
-        "pool",
-        "pool_block",
-        "pool_maxsize",
-        "preserve",
-        "refuse_local",
-        "resume",
-        "timeout",
-        "upstream_hosts",
-    )
+    __slots__ = ("_stray", "app", "settings")
 
     app: WSGIApp
-    allow: RuleSet
-    deny: RuleSet
-    preserve: tuple[str, ...]
-    forward: tuple[str, ...]
-    upstream_hosts: HostPatterns | None
-    timeout: urllib3.Timeout
-    pool: urllib3.PoolManager
-    pool_maxsize: int | None
-    pool_block: bool
-    chunk_size: int
-    max_urls: int
-    resume: bool
-    refuse_local: bool
-    hide: HiddenHeaders
-    _preserve: frozenset[str]
-    _forward: tuple[tuple[str, str], ...]
+    settings: Settings
     _stray: StrayDirectives
+
+    # Each option reads through to the settings: ``mw.pool`` is ``mw.settings.pool``.
+    allow = _Setting[RuleSet]()
+    preserve = _Setting[tuple[str, ...]]()
+    deny = _Setting[RuleSet]()
+    upstream_hosts = _Setting[HostPatterns | None]()
+    forward = _Setting[tuple[str, ...]]()
+    timeout = _Setting[urllib3.Timeout]()
+    pool = _Setting[urllib3.PoolManager]()
+    pool_maxsize = _Setting[int | None]()
+    pool_block = _Setting[bool]()
+    chunk_size = _Setting[int]()
+    max_urls = _Setting[int]()
+    resume = _Setting[bool]()
+    refuse_local = _Setting[bool]()
+    hide = _Setting[HiddenHeaders]()
+    observer = _Setting[Observer | None]()
 
     def __init__(
         self,
         app: WSGIApp,
         allow: Iterable[object] = (),
         preserve: Iterable[str] = (),
-        *,
-        deny: Iterable[object] = (),
-        upstream_hosts: Iterable[str] | None = None,
-        forward: Iterable[str] = DEFAULT_FORWARD,
-        timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
-        pool: urllib3.PoolManager | None = None,
-        pool_maxsize: int | None = None,
-        pool_block: bool = False,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        max_urls: int = DEFAULT_MAX_URLS,
-        resume: bool = True,
-        refuse_local: bool = False,
-        hide: Iterable[str] = DEFAULT_HIDE,
+        **options: Unpack[Options],
     ) -> None:
         if not callable(app):
             raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
         _refuse_django_get_response(app)
-        for option, flag in (
-            ("resume", resume),
-            ("refuse_local", refuse_local),
-            ("pool_block", pool_block),
-        ):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{option} must be True or False, not {flag!r}")
-        hosts = (
-            None
-            if upstream_hosts is None
-            else HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
-        )
+        settings = Settings.build(allow, preserve, **options)
         set_ = object.__setattr__
         set_(self, "app", app)
-        set_(self, "allow", compile_rules(allow, "allow"))
-        set_(self, "deny", compile_rules(deny, "deny"))
-        set_(self, "preserve", preserve_option(preserve))
-        set_(self, "forward", forward_option(forward))
-        set_(self, "hide", hide_option(hide))
-        set_(self, "upstream_hosts", hosts)
-        set_(self, "timeout", timeout_option(timeout))
-        set_(self, "chunk_size", positive_int(chunk_size, "chunk_size"))
-        set_(self, "max_urls", positive_int(max_urls, "max_urls"))
-        set_(self, "resume", resume)
-        set_(self, "refuse_local", refuse_local)
-        self._set_pool(pool, pool_maxsize, pool_block)
-        set_(self, "_preserve", frozenset(name.lower() for name in self.preserve))
-        set_(self, "_forward", tuple((name, environ_key(name)) for name in self.forward))
-        set_(self, "_stray", StrayDirectives(f"allow={self.allow!r}, deny={self.deny!r}"))
-
-    def _set_pool(self, pool: urllib3.PoolManager | None, maxsize: int | None, block: bool) -> None:
-        """The pool given, checked against ``refuse_local``; else one of our own."""
-        set_ = object.__setattr__
-        if pool is not None:
-            if not isinstance(pool, urllib3.PoolManager):
-                raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
-            if maxsize is not None or block:
-                raise ValueError(
-                    "pool_maxsize and pool_block size the middleware's own pool: "
-                    "with pool=..., size the pool you pass instead"
-                )
-            if self.refuse_local and not is_guarded(pool):
-                raise ValueError(
-                    "refuse_local=True needs a pool that checks the addresses it connects "
-                    "to: pass pool=None, or build yours as ReproxyPoolManager("
-                    "refuse_local=True, upstream_hosts=<the middleware's upstream_hosts>, ...)"
-                )
-            set_(self, "pool", pool)
-            set_(self, "pool_maxsize", None)
-            set_(self, "pool_block", False)
-            return
-        maxsize = DEFAULT_POOL_MAXSIZE if maxsize is None else positive_int(maxsize, "pool_maxsize")
-        own = make_pool(
-            self.timeout,
-            refuse_local=self.refuse_local,
-            allowed=self.upstream_hosts,
-            maxsize=maxsize,
-            block=block,
-        )
-        set_(self, "pool", own)
-        set_(self, "pool_maxsize", maxsize)
-        set_(self, "pool_block", block)
+        set_(self, "settings", settings)
+        set_(self, "_stray", StrayDirectives(f"allow={settings.allow!r}, deny={settings.deny!r}"))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable once constructed")
@@ -288,29 +218,17 @@ class ReproxyMiddleware:
     def __repr__(self) -> str:
         """Every option, in constructor form (R7.3): what a log or a shell shows is what
         was configured."""
-        hosts = None if self.upstream_hosts is None else list(self.upstream_hosts.patterns)
-        pool = (
-            f"pool_maxsize={self.pool_maxsize!r}, pool_block={self.pool_block!r}"
-            if self.pool_maxsize is not None
-            else f"pool={self.pool!r}"
-        )
-        return (
-            f"{type(self).__name__}({self.app!r}, allow={self.allow!r}, "
-            f"preserve={list(self.preserve)!r}, deny={self.deny!r}, "
-            f"upstream_hosts={hosts!r}, forward={list(self.forward)!r}, "
-            f"timeout={self.timeout!r}, {pool}, chunk_size={self.chunk_size!r}, "
-            f"max_urls={self.max_urls!r}, resume={self.resume!r}, "
-            f"refuse_local={self.refuse_local!r}, hide={list(self.hide.patterns)!r})"
-        )
+        return f"{type(self).__name__}({self.app!r}, {self.settings.constructor_form()})"
 
     def enabled(self, environ: dict[str, Any]) -> bool:
         """Is reproxying enabled for this request (R2.3)?"""
-        if not self.allow:
+        allow, deny = self.settings.allow, self.settings.deny
+        if not allow:
             return False
         path = request_path(environ)
-        if not self.allow.matches(environ, path):
+        if not allow.matches(environ, path):
             return False
-        return not (self.deny and self.deny.matches(environ, path))
+        return not (deny and deny.matches(environ, path))
 
     def ignored_directives(self) -> dict[str, int]:
         """How many ``X-Reproxy-Url`` answers were ignored on requests that ``allow`` did
@@ -326,4 +244,4 @@ class ReproxyMiddleware:
         if not self.enabled(environ):
             return self.app(environ, _strip_start_response(start_response, environ, self._stray))
         environ[CAPABILITY_KEY] = CAPABILITY
-        return Exchange(self, environ, start_response).run()
+        return Exchange(self.settings, self.app, environ, start_response).run()

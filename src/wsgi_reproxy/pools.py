@@ -31,11 +31,11 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import parse_url
 
+from .config import ensure_collection
 from .connections import ExactTargetConnection, pool_classes
 from .directive import CACHED_URL_MAX, HostPatterns
 from .errors import UpstreamError
 from .guard import guarded_pool_classes
-from .rules import ensure_collection
 from .target import TARGET_KEY, request_target
 
 __all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager", "urlopen_as_written"]
@@ -179,3 +179,26 @@ def urlopen_as_written(
     if connection_pool is None:
         return pool.urlopen(method, url, **kw)
     return connection_pool.urlopen(method, target, assert_same_host=False, **kw)
+
+
+def make_pool(
+    timeout: urllib3.Timeout,
+    *,
+    refuse_local: bool = False,
+    allowed: HostPatterns | None = None,
+    maxsize: int = DEFAULT_POOL_MAXSIZE,
+    block: bool = False,
+) -> urllib3.PoolManager:
+    """The pool a middleware owns when none is given: keep-alive, no retries (failover is
+    ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
+    and response heads read without the email parser (:mod:`wsgi_reproxy.pools`)."""
+    options: dict[str, Any] = {
+        "num_pools": 64,
+        "maxsize": maxsize,
+        "block": block,
+        "retries": False,
+        "timeout": timeout,
+    }
+    if refuse_local:
+        return ReproxyPoolManager(refuse_local=True, upstream_hosts=allowed, **options)
+    return ReproxyPoolManager(**options)

@@ -14,13 +14,14 @@ Every rule is compiled once, in ``__init__``, into a predicate ``(environ, path)
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any, TypeAlias
 
-__all__ = ["Rule", "RuleSet", "compile_rules", "request_path"]
+from .config import ensure_collection, one_argument_callable
+
+__all__ = ["Rule", "RuleSet", "compile_rules", "ensure_collection", "request_path"]
 
 Environ: TypeAlias = Mapping[str, Any]
 Rule: TypeAlias = "str | re.Pattern[str] | Callable[[dict[str, Any]], bool]"
@@ -68,22 +69,6 @@ def _check_string(rule: str, option: str) -> None:
         )
 
 
-def _check_callable(rule: Callable[..., object], option: str) -> None:
-    """A callable rule is called with the environ: one that cannot take it would fail
-    every request with a 500 instead of failing here."""
-    try:
-        signature = inspect.signature(rule)
-    except (TypeError, ValueError):
-        return  # no signature to read (some builtins): trust it
-    try:
-        signature.bind({})
-    except TypeError:
-        raise TypeError(
-            f"{option}: the callable rule {rule!r} cannot be called with one argument, "
-            f"the WSGI environ: define it as rule(environ) -> bool"
-        ) from None
-
-
 def _compile_one(rule: object, option: str) -> Predicate:
     if isinstance(rule, str):
         _check_string(rule, option)
@@ -94,25 +79,13 @@ def _compile_one(rule: object, option: str) -> Predicate:
         search = rule.search
         return lambda environ, path: search(path) is not None
     if callable(rule):
-        _check_callable(rule, option)
+        one_argument_callable(rule, option, "rule(environ) -> bool")
         func = rule
         return lambda environ, path: bool(func(environ))
     raise TypeError(
         f"{option}: a rule must be a str (prefix or glob), a compiled re.Pattern or a "
         f"callable(environ) -> bool, not {type(rule).__name__}: {rule!r}"
     )
-
-
-def ensure_collection(value: object, option: str) -> list[Any]:
-    """Refuse a bare string where a collection is expected: ``allow="/x"`` is a bug."""
-    if isinstance(value, str | bytes | bytearray):
-        raise TypeError(
-            f"{option} must be a list of values, not a single {type(value).__name__}"
-            f" ({option}=[{value!r}] is probably what you meant)"
-        )
-    if not isinstance(value, Iterable):
-        raise TypeError(f"{option} must be a list of values, not {type(value).__name__}")
-    return list(value)
 
 
 class RuleSet:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
-from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
@@ -27,13 +26,13 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry
 
-from .directive import Directive, HostPatterns
+from .directive import Directive
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .framing import check_framing, full_length, is_encoded
 from .headers import is_multipart_ranges
-from .pools import DEFAULT_POOL_MAXSIZE, ReproxyPoolManager, urlopen_as_written
+from .pools import urlopen_as_written
 
-__all__ = ["Fetched", "discard", "fetch_first", "make_pool", "open_url"]
+__all__ = ["Fetched", "discard", "fetch_first", "open_url"]
 
 log = logging.getLogger("wsgi_reproxy")
 
@@ -46,29 +45,6 @@ _NOT_THE_FILE = frozenset({412, 416})
 NO_BODY_STATUSES = frozenset({204, 304})
 # What urllib3 builds from ``retries=False, redirect=False`` on every request, built once.
 NO_RETRIES = Retry(False, redirect=False)
-
-
-def make_pool(
-    timeout: urllib3.Timeout,
-    *,
-    refuse_local: bool = False,
-    allowed: HostPatterns | None = None,
-    maxsize: int = DEFAULT_POOL_MAXSIZE,
-    block: bool = False,
-) -> urllib3.PoolManager:
-    """The pool a middleware owns when none is given: keep-alive, no retries (failover is
-    ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
-    and response heads read without the email parser (:mod:`wsgi_reproxy.pools`)."""
-    options: dict[str, Any] = {
-        "num_pools": 64,
-        "maxsize": maxsize,
-        "block": block,
-        "retries": False,
-        "timeout": timeout,
-    }
-    if refuse_local:
-        return ReproxyPoolManager(refuse_local=True, upstream_hosts=allowed, **options)
-    return ReproxyPoolManager(**options)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,207 @@
+"""Every option of :class:`~wsgi_reproxy.ReproxyMiddleware`, checked once (SPEC R1.1).
+
+Bad configuration must fail when the WSGI module is imported, never on a request, so
+:meth:`Settings.build` runs each option through its check (:mod:`wsgi_reproxy.config`)
+and returns one frozen value that the middleware, each request's exchange and the
+upstream share without copying.  A new option is one field, one line in :data:`Options`
+and one check in :meth:`Settings.build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypedDict
+
+import urllib3
+
+from .config import (
+    flag,
+    forward_option,
+    hide_option,
+    observer_option,
+    positive_int,
+    preserve_option,
+    timeout_option,
+)
+from .guard import is_guarded
+from .headers import HiddenHeaders, environ_key
+from .hosts import HostPatterns
+from .pools import DEFAULT_POOL_MAXSIZE, make_pool
+from .report import Observer
+from .rules import RuleSet, compile_rules, ensure_collection
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_FORWARD",
+    "DEFAULT_HIDE",
+    "DEFAULT_MAX_URLS",
+    "DEFAULT_TIMEOUT",
+    "Options",
+    "Settings",
+]
+
+DEFAULT_FORWARD = (
+    "Range",
+    "If-Range",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-None-Match",
+    "If-Match",
+    "Accept-Encoding",
+)
+# What nginx hides from a proxied response by default (proxy_hide_header): the storage's
+# software and version, and its own X-Accel-* controls (SPEC R6.7).
+DEFAULT_HIDE = ("Server", "X-Pad", "X-Accel-*")
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
+DEFAULT_CHUNK_SIZE = 64 * 1024
+DEFAULT_MAX_URLS = 8
+
+
+class Options(TypedDict, total=False):
+    """The keyword-only options, as ``ReproxyMiddleware(app, allow, preserve, **options)``
+    takes them (defaults in :meth:`Settings.build`)."""
+
+    deny: Iterable[object]
+    upstream_hosts: Iterable[str] | None
+    forward: Iterable[str]
+    timeout: float | urllib3.Timeout
+    pool: urllib3.PoolManager | None
+    pool_maxsize: int | None
+    pool_block: bool
+    chunk_size: int
+    max_urls: int
+    resume: bool
+    refuse_local: bool
+    hide: Iterable[str]
+    observer: Observer | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The checked options, and what requests derive from them, computed once."""
+
+    allow: RuleSet
+    preserve: tuple[str, ...]
+    deny: RuleSet
+    upstream_hosts: HostPatterns | None
+    forward: tuple[str, ...]
+    timeout: urllib3.Timeout
+    pool: urllib3.PoolManager
+    pool_maxsize: int | None  # None: the pool was given, not built
+    pool_block: bool
+    chunk_size: int
+    max_urls: int
+    resume: bool
+    refuse_local: bool
+    hide: HiddenHeaders
+    observer: Observer | None
+    preserved: frozenset[str]  # ``preserve`` in lower case
+    forward_keys: tuple[tuple[str, str], ...]  # (header name, environ key)
+
+    @classmethod
+    def build(
+        cls,
+        allow: Iterable[object] = (),
+        preserve: Iterable[str] = (),
+        *,
+        deny: Iterable[object] = (),
+        upstream_hosts: Iterable[str] | None = None,
+        forward: Iterable[str] = DEFAULT_FORWARD,
+        timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
+        pool: urllib3.PoolManager | None = None,
+        pool_maxsize: int | None = None,
+        pool_block: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_urls: int = DEFAULT_MAX_URLS,
+        resume: bool = True,
+        refuse_local: bool = False,
+        hide: Iterable[str] = DEFAULT_HIDE,
+        observer: Observer | None = None,
+    ) -> Settings:
+        """Check every option; raises TypeError/ValueError saying what to fix."""
+        hosts = (
+            None
+            if upstream_hosts is None
+            else HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
+        )
+        forward_names = forward_option(forward)
+        preserve_names = preserve_option(preserve)
+        checked_timeout = timeout_option(timeout)
+        refuse = flag(refuse_local, "refuse_local")
+        block = flag(pool_block, "pool_block")
+        return cls(
+            allow=compile_rules(allow, "allow"),
+            preserve=preserve_names,
+            deny=compile_rules(deny, "deny"),
+            upstream_hosts=hosts,
+            forward=forward_names,
+            timeout=checked_timeout,
+            pool=_pool(pool, pool_maxsize, block, checked_timeout, refuse, hosts),
+            pool_maxsize=None if pool is not None else _maxsize(pool_maxsize),
+            pool_block=block,
+            chunk_size=positive_int(chunk_size, "chunk_size"),
+            max_urls=positive_int(max_urls, "max_urls"),
+            resume=flag(resume, "resume"),
+            refuse_local=refuse,
+            hide=hide_option(hide),
+            observer=observer_option(observer),
+            preserved=frozenset(name.lower() for name in preserve_names),
+            forward_keys=tuple((name, environ_key(name)) for name in forward_names),
+        )
+
+    def constructor_form(self) -> str:
+        """The options as keyword arguments, as they would be written (R7.3)."""
+        hosts = None if self.upstream_hosts is None else list(self.upstream_hosts.patterns)
+        pool = (
+            f"pool={self.pool!r}"
+            if self.pool_maxsize is None
+            else f"pool_maxsize={self.pool_maxsize!r}, pool_block={self.pool_block!r}"
+        )
+        return (
+            f"allow={self.allow!r}, preserve={list(self.preserve)!r}, deny={self.deny!r}, "
+            f"upstream_hosts={hosts!r}, forward={list(self.forward)!r}, "
+            f"timeout={self.timeout!r}, {pool}, chunk_size={self.chunk_size!r}, "
+            f"max_urls={self.max_urls!r}, resume={self.resume!r}, "
+            f"refuse_local={self.refuse_local!r}, hide={list(self.hide.patterns)!r}, "
+            f"observer={self.observer!r}"
+        )
+
+
+def _maxsize(pool_maxsize: int | None) -> int:
+    if pool_maxsize is None:
+        return DEFAULT_POOL_MAXSIZE
+    return positive_int(pool_maxsize, "pool_maxsize")
+
+
+def _pool(
+    pool: urllib3.PoolManager | None,
+    maxsize: int | None,
+    block: bool,
+    timeout: urllib3.Timeout,
+    refuse_local: bool,
+    hosts: HostPatterns | None,
+) -> urllib3.PoolManager:
+    """The pool given, checked against the other options; else one of our own."""
+    if pool is None:
+        return make_pool(
+            timeout,
+            refuse_local=refuse_local,
+            allowed=hosts,
+            maxsize=_maxsize(maxsize),
+            block=block,
+        )
+    if not isinstance(pool, urllib3.PoolManager):
+        raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
+    if maxsize is not None or block:
+        raise ValueError(
+            "pool_maxsize and pool_block size the middleware's own pool: "
+            "with pool=..., size the pool you pass instead"
+        )
+    if refuse_local and not is_guarded(pool):
+        raise ValueError(
+            "refuse_local=True needs a pool that checks the addresses it connects to: "
+            "pass pool=None, or build yours as ReproxyPoolManager(refuse_local=True, "
+            "upstream_hosts=<the middleware's upstream_hosts>, ...)"
+        )
+    return pool
