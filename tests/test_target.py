@@ -30,7 +30,7 @@ from upstreams import FILES, ScriptedServer, etag_for, https_server, respond, re
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, reproxy_headers
 from wsgi_reproxy.connections import ReproxyHTTPConnectionPool
 from wsgi_reproxy.directive import check_url
-from wsgi_reproxy.target import (
+from wsgi_reproxy.request_target import (
     TARGET_KEY,
     TargetMismatch,
     request_target,

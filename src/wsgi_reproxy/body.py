@@ -13,46 +13,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 from urllib3.exceptions import HTTPError, ReadTimeoutError
-from urllib3.response import BaseHTTPResponse
 
+from .closing import close_iterable
 from .errors import UpstreamBodyError
+from .report import Outcome, ReproxyReport
 from .resume import NoResume, Resumer
+from .target import Target
 from .upstream import discard
 
-__all__ = ["ClosingIterable", "ReproxyBody"]
+__all__ = ["ReproxyBody"]
 
 log = logging.getLogger("wsgi_reproxy")
-
-
-def close_iterable(iterable: object) -> None:
-    close = getattr(iterable, "close", None)
-    if close is not None:
-        close()
-
-
-class ClosingIterable:
-    """Yield ``head`` then ``rest``; ``close()`` closes ``owner`` (the app's iterable) once.
-
-    Used for the 502/504 answers and for a pass-through whose first chunks were consumed
-    while waiting for a lazy ``start_response``.
-    """
-
-    __slots__ = ("_closed", "_head", "_owner", "_rest")
-
-    def __init__(self, head: list[bytes], rest: Iterable[bytes], owner: object) -> None:
-        self._head = head
-        self._rest = rest
-        self._owner = owner
-        self._closed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._head
-        yield from self._rest
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            close_iterable(self._owner)
 
 
 class _Broken(Exception):
@@ -66,20 +37,19 @@ class _Broken(Exception):
 class ReproxyBody:
     """Stream the target's bytes as sent, and make a broken body impossible to miss.
 
-    :param expected_length: how many bytes the body must have (``Content-Length``, or the
-        ``X-Reproxy-Expected-Size`` of a chunked body), or None when only EOF says.
-    :param confirm_end: the length was announced to the client by the middleware, not
-        by the target (whose own ``Content-Length`` http.client enforces): before the
-        piece that completes it goes out, one more read must find the body's end, or the
-        client -- holding every byte it was promised -- would never see the abort.
-    :param has_body: False for HEAD, 204 and 304: nothing is read.
-    :param first_chunk: the first piece of the body, read before the response started.
-    :param drain: for a response without body, read it to its (empty) end so the
-        connection goes back to the pool; False for a GET standing in for a refused HEAD,
-        whose body must be cut off, not read.
+    The target says how many bytes must come (:attr:`Target.expected_length`) and
+    whether their end must be confirmed (:attr:`Target.confirm_end`: the length was
+    announced by the middleware, not by the target, whose own ``Content-Length``
+    http.client enforces; before the piece that completes it goes out, one more read
+    must find the body's end, or the client -- holding every byte it was promised --
+    would never see the abort).  A GET standing in for a refused HEAD is cut off, never
+    read, when done.
+
     :param resume: how to continue from the next replica should this body break, or why
         that is impossible (see :mod:`wsgi_reproxy.resume`); may be a function that works
         it out, called only if the body breaks, so whole bodies never pay for it.
+    :param finish: called once from ``close()`` with the outcome and the bytes sent (the
+        request's report and its observer, R7.4).
     :param on_abort: called just before the body aborts, to cut the client's connection
         where the server would not do it at once (see :mod:`wsgi_reproxy.abort`).
 
@@ -90,54 +60,50 @@ class ReproxyBody:
     """
 
     __slots__ = (
+        "_aborted",
         "_app_iterable",
         "_chunk_size",
         "_closed",
         "_complete",
-        "_confirm_end",
-        "_drain",
-        "_expected",
+        "_finish",
         "_first",
-        "_has_body",
         "_on_abort",
+        "_report",
         "_response",
         "_resume",
         "_sent",
+        "_target",
         "url",
     )
 
     def __init__(
         self,
-        response: BaseHTTPResponse,
+        target: Target,
         *,
-        url: str,
         chunk_size: int,
         app_iterable: Iterable[bytes] | Any,
-        expected_length: int | None,
-        has_body: bool,
         resume: Resumer | NoResume | Callable[[], Resumer | NoResume],
-        first_chunk: bytes = b"",
-        drain: bool = True,
-        confirm_end: bool = False,
+        report: ReproxyReport,
+        finish: Callable[[Outcome, int], None] | None = None,
         on_abort: Callable[[], None] | None = None,
     ) -> None:
-        self._response = response
-        self._confirm_end = confirm_end
-        self._drain = drain
-        self._first = first_chunk
-        self.url = url
+        self._target = target
+        self._response = target.response
+        self._first = target.first_chunk
+        self.url = target.url
         self._chunk_size = chunk_size
         self._app_iterable = app_iterable
-        self._expected = expected_length
-        self._has_body = has_body
         self._resume = resume
+        self._report = report
+        self._finish = finish
         self._on_abort = on_abort
-        self._complete = not has_body
+        self._complete = not target.has_body
+        self._aborted = False
         self._closed = False
         self._sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        if not self._has_body:
+        if not self._target.has_body:
             return
         while True:
             try:
@@ -161,13 +127,14 @@ class ReproxyBody:
             yield chunk
 
     def _stream(self) -> Iterator[bytes]:
-        expected = self._expected
+        expected = self._target.expected_length
+        confirm_end = self._target.confirm_end
         try:
             for chunk in self._chunks():
                 sent = self._sent + len(chunk)
                 if expected is not None and sent > expected:
                     self._abort(f"more than the {expected} bytes expected")
-                if sent == expected and self._confirm_end:
+                if sent == expected and confirm_end:
                     self._nothing_follows(expected)
                 self._sent = sent
                 yield chunk
@@ -206,7 +173,7 @@ class ReproxyBody:
         discard(self._response)
         if isinstance(resume, NoResume):
             self._abort(f"{reason}; cannot resume: {resume.reason}")
-        found = resume.resume(self._sent)
+        found = resume.resume(self._sent, self._report)
         if found is None:
             self._abort(f"{reason}; no other URL could prove the rest of the body")
         # The validator is the whole proof that both hold the same bytes: say which, so a
@@ -217,39 +184,49 @@ class ReproxyBody:
             self.url,
             self._sent,
             reason,
-            found[0],
+            found[0].url,
             resume.validator_field,
             resume.validator,
         )
-        self.url, self._response, self._resume = found
+        target, self._resume = found
+        self.url, self._response = target.url, target.response
 
     def _abort(self, reason: str) -> NoReturn:
         log.error("reproxied body broke, aborting the response: %r: %s", self.url, reason)
+        self._aborted = True
         discard(self._response)
         if self._on_abort is not None:
             self._on_abort()
         raise UpstreamBodyError(self.url, reason, sent=self._sent)
 
     def close(self) -> None:
-        """Close the app's iterable once, then give the connection back or close it."""
+        """Close the app's iterable once, give the connection back or close it, and say
+        how the body ended."""
         if self._closed:
             return
         self._closed = True
         try:
             close_iterable(self._app_iterable)
         finally:
-            if not self._has_body:
-                if self._drain:
-                    # HEAD, 204, 304: nothing to read, but http.client still counts the
-                    # response as pending until it is read; released unread, the connection
-                    # would answer the next request with ResponseNotReady.
-                    self._response.drain_conn()
-                else:
-                    # a GET standing in for a refused HEAD: its body is still on the wire,
-                    # and a connection put back with it would answer the next request --
-                    # for any file -- with this file's bytes.  Closed, never reused.
-                    discard(self._response)
-            elif self._complete:
-                self._response.release_conn()
-            else:
-                discard(self._response)
+            self._release()
+            if self._finish is not None:
+                self._finish(self._outcome(), self._sent)
+
+    def _outcome(self) -> Outcome:
+        if self._aborted:
+            return "aborted"
+        return "complete" if self._complete else "client_gone"
+
+    def _release(self) -> None:
+        target = self._target
+        if not target.has_body and not target.stands_in_for_head:
+            # HEAD, 204, 304: nothing to read, but http.client still counts the response
+            # as pending until it is read; released unread, the connection would answer
+            # the next request with ResponseNotReady.
+            self._response.drain_conn()
+        elif self._complete and target.has_body:
+            self._response.release_conn()
+        else:
+            # A body cut short, or a GET standing in for a refused HEAD: what is still on
+            # the wire must never reach the next request on this connection.
+            discard(self._response)

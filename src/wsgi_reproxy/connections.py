@@ -28,8 +28,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .heads import response_class
+from .request_target import TARGET_KEY, TargetMismatch, upper_escapes
 from .sockets import adopt
-from .target import TARGET_KEY, TargetMismatch, upper_escapes
 
 __all__ = [
     "ExactTargetConnection",
@@ -42,7 +42,7 @@ __all__ = [
 
 
 class ExactTargetConnection(HTTPConnection):
-    """Sends the exact target handed down under :data:`~wsgi_reproxy.target.TARGET_KEY`.
+    """Sends the exact target handed down under :data:`~wsgi_reproxy.request_target.TARGET_KEY`.
 
     urllib3's ``HTTPConnectionPool.urlopen`` upper-cases the escapes of every target
     before its connection sees it; :func:`wsgi_reproxy.pools.urlopen_as_written` passes

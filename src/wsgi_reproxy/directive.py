@@ -7,7 +7,7 @@ as a plain table.
 
 URLs are validated with urllib3's own parser, so the host checked is the host urllib3
 connects to; their request target is taken as written, and must be sendable as written
-(:mod:`wsgi_reproxy.target`); ``upstream_hosts`` is :mod:`wsgi_reproxy.hosts`.  Rejected
+(:mod:`wsgi_reproxy.request_target`); ``upstream_hosts`` is :mod:`wsgi_reproxy.hosts`.  Rejected
 tokens are reported with ``repr()``: a URL that came from user input may carry control
 characters meant for log injection (Rack CVE-2025-27111).
 """
@@ -24,7 +24,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from .hosts import DEFAULT_PORTS, HostPatterns
-from .target import request_target, target_problem
+from .request_target import request_target, target_problem
 
 __all__ = [
     "Directive",

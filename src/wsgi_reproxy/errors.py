@@ -40,11 +40,14 @@ class Attempt:
 class UpstreamError(ReproxyError):
     """One URL could not serve the response (network error, bad status, size mismatch)."""
 
-    def __init__(self, url: str, reason: str, *, timed_out: bool = False) -> None:
+    def __init__(
+        self, url: str, reason: str, *, timed_out: bool = False, status: int | None = None
+    ) -> None:
         super().__init__(f"{url!r}: {reason}")
         self.url = url
         self.reason = reason
         self.timed_out = timed_out
+        self.status = status  # the target's, when it answered
 
     @property
     def attempt(self) -> Attempt:

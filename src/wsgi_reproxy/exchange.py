@@ -17,26 +17,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from . import __version__
 from .abort import abort_hook
-from .body import ClosingIterable, ReproxyBody, close_iterable
+from .body import ReproxyBody
+from .client_head import client_head, error_head
+from .closing import ClosingIterable, close_iterable
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
-from .framing import is_encoded, parse_content_length, parse_content_range
-from .headers import (
-    clean_target_headers,
-    merge_preserved,
-    strip_reproxy_headers,
-    upstream_request_headers,
-)
+from .headers import strip_reproxy_headers
+from .report import REPORT_ENVIRON_KEY, AttemptReport, Outcome, ReproxyReport, notify
 from .resume import NoResume, Resumer, plan_resume
 from .settings import Settings
-from .upstream import NO_BODY_STATUSES, Fetched, discard, fetch_first
+from .target import Target
+from .upstream import Upstream, discard
 
 __all__ = ["CAPABILITY", "CAPABILITY_KEY", "URL_ENVIRON_KEY", "Exchange"]
 
@@ -49,7 +46,6 @@ WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 CAPABILITY = "reproxy-file"
 CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
 URL_ENVIRON_KEY = "wsgi_reproxy.url"
-USER_AGENT = f"wsgi-reproxy/{__version__}"
 
 
 def _discard_write(data: bytes) -> None:
@@ -65,19 +61,24 @@ class Exchange:
         "directive",
         "environ",
         "passed",
+        "report",
         "settings",
         "start_response",
         "started",
+        "started_at",
+        "upstream",
     )
 
     def __init__(
         self,
         settings: Settings,
+        upstream: Upstream,
         app: WSGIApp,
         environ: dict[str, Any],
         start_response: StartResponse,
     ) -> None:
         self.settings = settings
+        self.upstream = upstream
         self.app = app
         self.environ = environ
         self.start_response = start_response
@@ -85,6 +86,8 @@ class Exchange:
         self.passed = False  # the real start_response has been called: pass-through
         self.directive: Directive | InvalidDirective | None = None
         self.app_headers: list[tuple[str, str]] = []
+        self.report = ReproxyReport()
+        self.started_at = 0.0
 
     def app_start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -104,6 +107,8 @@ class Exchange:
             return self.start_response(status, strip_reproxy_headers(headers))
         self.directive = directive
         self.app_headers = headers
+        self.started_at = time.monotonic()
+        self.environ[REPORT_ENVIRON_KEY] = self.report
         return _discard_write
 
     def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
@@ -116,6 +121,7 @@ class Exchange:
         )
         for item in rejected:
             log.warning("reproxy URL skipped: %r %s", item.url, item.reason)
+            self.report.attempts.append(AttemptReport(item.url, None, "skipped", item.reason))
         return directive
 
     def run(self) -> Iterable[bytes]:
@@ -155,17 +161,10 @@ class Exchange:
             return self._error(502, app_iterable)
         assert directive is not None
         method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
-        request_headers = upstream_request_headers(
-            self.environ, self.settings.forward_keys, method, USER_AGENT
-        )
+        headers = self.upstream.request_headers(self.environ, method)
         try:
-            fetched = fetch_first(
-                self.settings.pool,
-                directive,
-                method,
-                request_headers,
-                self.settings.timeout,
-                self.settings.chunk_size,
+            target, later = self.upstream.first(
+                directive.urls, method, headers, directive.expected_size, self.report
             )
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
@@ -175,124 +174,62 @@ class Exchange:
                 "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
             )
             return self._error(status, app_iterable)
-        response = fetched.response
-        headers, unsafe = clean_target_headers(response.headers.iteritems(), self.settings.hide)
-        if unsafe:
-            log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, fetched.url)
-        headers = merge_preserved(
-            headers, self.app_headers, self.settings.preserved, response.status
-        )
-        has_body = method != "HEAD" and response.status not in NO_BODY_STATUSES
-        announced = response.headers.get("Content-Length")
-        target_length = parse_content_length(announced)  # checked: plain digits
-        expected_length = _expected_length(response, has_body, directive, target_length)
-        headers = _announce_length(headers, announced, target_length, expected_length)
-        try:
-            self.start_response(_status_line(response.status, response.reason), headers)
-        except BaseException:
-            discard(response)  # run() closes the app's iterable
-            raise
-        self.environ[URL_ENVIRON_KEY] = fetched.url
-        log.debug("reproxying %r: %d", fetched.url, response.status)
+        self._start(target)
         return ReproxyBody(
-            response,
-            url=fetched.url,
+            target,
             chunk_size=self.settings.chunk_size,
             app_iterable=app_iterable,
-            has_body=has_body,
-            first_chunk=fetched.first_chunk,
-            drain=not fetched.stands_in_for_head,
-            expected_length=expected_length,
-            confirm_end=expected_length is not None and target_length is None,
-            resume=self._plan_resume(fetched, request_headers, directive),
+            resume=self._plan_resume(target, later, headers, directive),
+            report=self.report,
+            finish=self._finish,
             on_abort=abort_hook(self.environ),
         )
 
+    def _start(self, target: Target) -> None:
+        """Start the client's response with the target's status and headers."""
+        settings = self.settings
+        status, headers, unsafe = client_head(
+            target, self.app_headers, settings.preserved, settings.hide
+        )
+        if unsafe:
+            log.warning("reproxy: dropped unsafe target headers %r from %r", unsafe, target.url)
+        try:
+            self.start_response(status, headers)
+        except BaseException:
+            discard(target.response)  # run() closes the app's iterable
+            raise
+        report = self.report
+        report.url, report.status = target.url, target.status
+        report.first_byte_seconds = time.monotonic() - self.started_at
+        self.environ[URL_ENVIRON_KEY] = target.url
+        log.debug("reproxying %r: %d", target.url, target.status)
+
     def _plan_resume(
-        self, fetched: Fetched, request_headers: dict[str, str], directive: Directive
+        self, target: Target, later: tuple[str, ...], headers: dict[str, str], directive: Directive
     ) -> NoResume | Callable[[], Resumer | NoResume]:
         if not self.settings.resume:
             return NoResume("resume=False")
         return functools.partial(
             plan_resume,
-            fetched.response,
-            later_urls=fetched.later_urls,
-            headers=request_headers,
-            pool=self.settings.pool,
-            timeout=self.settings.timeout,
+            target,
+            upstream=self.upstream,
+            later_urls=later,
+            headers=headers,
             expected_size=directive.expected_size,
         )
 
+    def _finish(self, outcome: Outcome, sent: int) -> None:
+        """The body ended, broke or was left: complete the report and hand it over."""
+        report = self.report
+        report.outcome, report.bytes = outcome, sent
+        report.seconds = time.monotonic() - self.started_at
+        if self.settings.observer is not None:
+            notify(self.settings.observer, report)
+
     def _error(self, status: int, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
-        phrase = HTTPStatus(status).phrase
-        text = f"{status} {phrase}: the file could not be fetched from storage.\n".encode()
-        self.start_response(
-            f"{status} {phrase}",
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(text))),
-                ("Cache-Control", "no-store"),
-            ],
-        )
+        line, headers, text = error_head(status)
+        self.start_response(line, headers)
+        self.report.status = status
         # A HEAD gets the headers a GET would, and no body (RFC 9110 §9.3.2).
         body = [] if self.environ.get("REQUEST_METHOD") == "HEAD" else [text]
-        return ClosingIterable(body, (), app_iterable)
-
-
-def _status_line(status: int, reason: str | None) -> str:
-    if not reason or not reason.isprintable():
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Unknown"
-    return f"{status} {reason}"
-
-
-def _announce_length(
-    headers: list[tuple[str, str]],
-    announced: str | None,
-    target_length: int | None,
-    known: int | None,
-) -> list[tuple[str, str]]:
-    """The client's ``Content-Length``: the target's as one plain value, or the length
-    known without one.
-
-    A target's ``5, 5`` (or two identical lines) is valid and accepted (RFC 9110 §8.6), but
-    must reach the client as one value: gunicorn and waitress answer 500 to the list.  And
-    a length known but not announced (chunked, or until the connection's end) is said, so
-    that a body that breaks looks short to the client under every server: without one, a
-    server can only close the connection, which uWSGI, wsgiref and any HTTP/1.0 client
-    take for the end of a whole body.
-    """
-    length = target_length if target_length is not None else known
-    if length is None or announced == str(length):
-        return headers  # nothing to say, or said plainly once already
-    value = str(length)
-    result = []
-    for name, old in headers:
-        if name.lower() != "content-length":
-            result.append((name, old))
-        elif value:
-            result.append((name, value))
-            value = ""
-    if value:
-        result.append(("Content-Length", value))
-    return result
-
-
-def _expected_length(
-    response: Any, has_body: bool, directive: Directive, target_length: int | None
-) -> int | None:
-    """How many body bytes must arrive: Content-Length; else, for a 206, the length of its
-    one range, and for a 200 without a content coding the expected size; else None (only
-    the target's EOF says)."""
-    if not has_body:
-        return None
-    if target_length is not None:
-        return target_length
-    if response.status == 206:
-        content_range = parse_content_range(response.headers.get("Content-Range"))
-        return None if content_range is None else content_range[1] - content_range[0] + 1
-    if response.status == 200 and not is_encoded(response):
-        return directive.expected_size
-    return None
+        return ClosingIterable(body, (), app_iterable, functools.partial(self._finish, "failed", 0))

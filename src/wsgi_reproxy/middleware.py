@@ -34,6 +34,7 @@ from .settings import (
     Settings,
 )
 from .stray import StrayDirectives, carries_directive
+from .upstream import Upstream
 
 __all__ = [
     "CAPABILITY",
@@ -173,10 +174,11 @@ class ReproxyMiddleware:
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
-    __slots__ = ("_stray", "app", "settings")
+    __slots__ = ("_stray", "app", "settings", "upstream")
 
     app: WSGIApp
     settings: Settings
+    upstream: Upstream
     _stray: StrayDirectives
 
     # Each option reads through to the settings: ``mw.pool`` is ``mw.settings.pool``.
@@ -210,6 +212,7 @@ class ReproxyMiddleware:
         set_ = object.__setattr__
         set_(self, "app", app)
         set_(self, "settings", settings)
+        set_(self, "upstream", Upstream(settings))
         set_(self, "_stray", StrayDirectives(f"allow={settings.allow!r}, deny={settings.deny!r}"))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -244,4 +247,4 @@ class ReproxyMiddleware:
         if not self.enabled(environ):
             return self.app(environ, _strip_start_response(start_response, environ, self._stray))
         environ[CAPABILITY_KEY] = CAPABILITY
-        return Exchange(self.settings, self.app, environ, start_response).run()
+        return Exchange(self.settings, self.upstream, self.app, environ, start_response).run()

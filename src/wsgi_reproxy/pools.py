@@ -36,7 +36,7 @@ from .connections import ExactTargetConnection, pool_classes
 from .directive import CACHED_URL_MAX, HostPatterns
 from .errors import UpstreamError
 from .guard import guarded_pool_classes
-from .target import TARGET_KEY, request_target
+from .request_target import TARGET_KEY, request_target
 
 __all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager", "urlopen_as_written"]
 

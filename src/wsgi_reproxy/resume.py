@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import urllib3
-from urllib3.response import BaseHTTPResponse
+from .errors import AllUpstreamsFailed, UpstreamError
+from .report import ReproxyReport
+from .target import Target
 
-from .errors import UpstreamError
-from .framing import check_framing, is_encoded, parse_content_length, parse_content_range
-from .upstream import discard, open_url
+if TYPE_CHECKING:
+    from .upstream import Upstream
 
 __all__ = ["NoResume", "Resumer", "plan_resume"]
 
@@ -50,8 +51,7 @@ class Resumer:
     last byte the client is being sent (a client's own Range shifts them).
     """
 
-    pool: urllib3.PoolManager
-    timeout: urllib3.Timeout
+    upstream: Upstream
     urls: tuple[str, ...]
     headers: Mapping[str, str]
     validator: str
@@ -65,11 +65,11 @@ class Resumer:
         """The header the validator came from: a strong ETag is quoted, an HTTP date is not."""
         return "ETag" if self.validator.startswith('"') else "Last-Modified"
 
-    def resume(self, sent: int) -> tuple[str, BaseHTTPResponse, Resumer | NoResume] | None:
+    def resume(self, sent: int, report: ReproxyReport) -> tuple[Target, Resumer | NoResume] | None:
         """Fetch bytes ``first + sent ..  last`` from the next URL that proves them.
 
-        Returns the URL, its unread 206 response, and how to resume again should that one
-        break too; None when no URL left could prove the continuation.
+        Returns that URL's unread 206 and how to resume again should it break too; None
+        when no URL left could prove the continuation.
         """
         start = self.first + sent
         headers = {
@@ -77,49 +77,64 @@ class Resumer:
             "Range": f"bytes={start}-{self.last}",
             "If-Range": self.validator,
         }
-        for index, url in enumerate(self.urls):
-            try:
-                response = open_url(self.pool, url, "GET", headers, self.timeout)
-            except UpstreamError as error:
-                log.warning("reproxy resume attempt failed: %r: %s", url, error.reason)
-                continue
-            reason = self._disproves(response, url, start)
-            if reason is None:
-                rest = self.urls[index + 1 :]
-                following = replace(self, urls=rest) if rest else NoResume("no URL left")
-                return url, response, following
-            log.warning("reproxy resume refused: %r: %s", url, reason)
-            discard(response)
-        return None
-
-    def _disproves(self, response: BaseHTTPResponse, url: str, start: int) -> str | None:
-        """Why ``response`` is not provably bytes ``start..last`` of the same file."""
-        if response.status != 206:
-            return f"status {response.status}, not 206"
         try:
-            check_framing(response, url)  # its Content-Length, if any, is then its range's
-        except UpstreamError as error:
-            return error.reason
-        content_range = parse_content_range(response.headers.get("Content-Range"))
-        if content_range != (start, self.last, self.total):
-            return (
-                f"Content-Range {response.headers.get('Content-Range')!r} is not "
-                f"bytes {start}-{self.last}/{self.total}"
+            index, target = self.upstream.try_each(
+                self.urls,
+                lambda url: self._proven(url, headers, start),
+                report,
+                served="resumed",
+                failed_log="reproxy resume refused: %r: %s",
             )
-        if response.headers.get("Content-Encoding") != self.encoding:
-            return "a different Content-Encoding"
+        except AllUpstreamsFailed:
+            return None
+        rest = self.urls[index + 1 :]
+        return target, replace(self, urls=rest) if rest else NoResume("no URL left")
+
+    def _proven(self, url: str, headers: Mapping[str, str], start: int) -> Target:
+        """The URL's answer, if it provably holds bytes ``start..last`` of the same file."""
+        response = self.upstream.open(url, "GET", headers)
+        try:
+            if response.status != 206:
+                raise UpstreamError(
+                    url, f"status {response.status}, not 206", status=response.status
+                )
+            target = Target.answer(url, response, "GET", None)
+            self._check(target, start)
+            return target
+        except UpstreamError:
+            response.close()
+            response.release_conn()
+            raise
+
+    def _check(self, target: Target, start: int) -> None:
+        """Refuse what is not provably bytes ``start..last`` of the same representation."""
+        headers = target.response.headers
+        if target.content_range != (start, self.last, self.total):
+            raise UpstreamError(
+                target.url,
+                f"Content-Range {headers.get('Content-Range')!r} is not "
+                f"bytes {start}-{self.last}/{self.total}",
+                status=206,
+            )
+        if target.encoding != self.encoding:
+            raise UpstreamError(target.url, "a different Content-Encoding", status=206)
         # A replica that ignores If-Range answers 206 whatever it holds: its own validator
         # must be the one asked for (a 206 carries the ETag and Last-Modified a 200 would,
         # RFC 9110 §15.3.7).
         field = self.validator_field
-        theirs = response.headers.get(field)
+        theirs = headers.get(field)
         if theirs is None or theirs.strip() != self.validator:
-            return f"its {field} {theirs!r} is not {self.validator!r}"
-        return None
+            raise UpstreamError(
+                target.url, f"its {field} {theirs!r} is not {self.validator!r}", status=206
+            )
 
 
-def _validator(response: BaseHTTPResponse) -> str | NoResume:
-    etag = response.headers.get("ETag")
+def _validator(target: Target) -> str | NoResume:
+    """What proves another replica holds the same bytes: a strong ``ETag``, else
+    ``Last-Modified`` (which only proves as much as the storage's clock and copies do:
+    docs/security.rst)."""
+    headers = target.response.headers
+    etag = headers.get("ETag")
     if etag is not None:
         etag = etag.strip()
         if etag.startswith(("W/", "w/")):
@@ -127,54 +142,41 @@ def _validator(response: BaseHTTPResponse) -> str | NoResume:
         if etag.startswith('"') and etag.endswith('"') and len(etag) >= 2:
             return etag
         return NoResume("the ETag is malformed")
-    last_modified = response.headers.get("Last-Modified")
+    last_modified = headers.get("Last-Modified")
     if last_modified:
         return last_modified.strip()
     return NoResume("the target sent no ETag or Last-Modified")
 
 
 def plan_resume(
-    response: BaseHTTPResponse,
+    target: Target,
     *,
+    upstream: Upstream,
     later_urls: tuple[str, ...],
     headers: Mapping[str, str],
-    pool: urllib3.PoolManager,
-    timeout: urllib3.Timeout,
     expected_size: int | None,
 ) -> Resumer | NoResume:
-    """How to continue ``response``'s body elsewhere should it break, or why we cannot."""
+    """How to continue ``target``'s body elsewhere should it break, or why we cannot."""
     if not later_urls:
         return NoResume("no URL left")
-    if response.status not in (200, 206):  # a 412's or 416's body is not the file's bytes
-        return NoResume(f"a {response.status} body is no part of the file")
-    validator = _validator(response)
+    if target.status not in (200, 206):  # a 412's or 416's body is not the file's bytes
+        return NoResume(f"a {target.status} body is no part of the file")
+    validator = _validator(target)
     if isinstance(validator, NoResume):
         return validator
-    if response.status == 206:
-        content_range = parse_content_range(response.headers.get("Content-Range"))
-        if content_range is None:
+    if target.status == 206:
+        if target.content_range is None:
             return NoResume("the 206 has no single Content-Range with a known total")
-        first, last, total = content_range
+        first, last, total = target.content_range
     else:
-        length = parse_content_length(response.headers.get("Content-Length"))
-        if length is None and is_encoded(response):
+        if target.length is None and target.encoded:
             return NoResume("the length of the encoded body is unknown")
-        known = length if length is not None else expected_size
+        known = target.length if target.length is not None else expected_size
         if known is None:
             return NoResume("the full length is unknown")
         first, last, total = 0, known - 1, known
     base = {k: v for k, v in headers.items() if k.lower() not in _RANGE_HEADERS}
-    return Resumer(
-        pool,
-        timeout,
-        later_urls,
-        base,
-        validator,
-        first,
-        last,
-        total,
-        response.headers.get("Content-Encoding"),
-    )
+    return Resumer(upstream, later_urls, base, validator, first, last, total, target.encoding)
 
 
 # Conditional headers are dropped from a resume request: the continuation is judged by

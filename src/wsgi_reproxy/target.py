@@ -1,92 +1,150 @@
-"""The request target, byte for byte (SPEC R5.5).
+"""One URL that answered, and what its response head says about its body, worked out once.
 
-Storage that signs the exact path -- S3 and GCS presigned URLs, SigV4 -- answers 403 to
-a request whose target differs from the signed one by a single byte, and urllib3 changes
-targets on the way out: lower-case escapes become upper-case (``%c3%bc`` -> ``%C3%BC``),
-characters outside RFC 3986 are percent-encoded, and one malformed escape gets every
-``%`` of its part encoded again (``/b/%zz%4`` went out as ``/b/%25zz%254``).  So:
-
-* :func:`request_target` takes the target from the URL *as text* -- what follows the
-  authority, up to ``#`` -- never from a parsed and re-encoded URL;
-* :func:`target_problem` says why a target cannot be sent as written: a character RFC
-  3986 does not allow in a path or query, or a ``%`` that does not start an escape of two
-  hex digits.  Such URLs are refused (:func:`wsgi_reproxy.directive.check_url`), never
-  "fixed": a fix is a rewrite.  What is left is exactly what urllib3 sends unchanged but
-  for the case of its escapes (:func:`upper_escapes`);
-* the middleware's connections (:class:`wsgi_reproxy.connections.ExactTargetConnection`)
-  send that target, handed down under :data:`TARGET_KEY` among the request's headers.
-
-Nothing here does I/O.
+Every later step reads the same :class:`Target`: the checks that decide whether it may
+serve (status, framing, expected size: SPEC R5.3, R4.1), the client's headers (the
+length to announce, R6.2), the body (how many bytes must come and whether their end must
+be confirmed, R6.4) and resume (the range, the encoding and the validator that prove a
+continuation, R6.4).  Nothing here reads the body.
 """
 
 from __future__ import annotations
 
-import http.client
-import re
+from dataclasses import dataclass, field, replace
 
-__all__ = [
-    "TARGET_KEY",
-    "TargetMismatch",
-    "request_target",
-    "target_problem",
-    "upper_escapes",
-]
+from urllib3.response import BaseHTTPResponse
 
-# The exact target travels from upstream.py to the connection among the request headers
-# (urllib3 passes them through untouched).  Not a legal header name (a leading ":"), so
-# http.client refuses to send it should it ever reach a connection that does not know it.
-TARGET_KEY = ":wsgi-reproxy-target"
+from .errors import UpstreamError
+from .framing import check_framing, is_encoded, parse_content_length, parse_content_range
+from .headers import is_multipart_ranges
 
-# RFC 3986 section 3.3 and 3.4: pchar = unreserved / pct-encoded / sub-delims / ":" / "@";
-# a path adds "/", a query "/" and "?".  Anything else, or a "%" without two hex digits.
-_NOT_IN_PATH = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]|%(?![0-9A-Fa-f]{2})")
-_NOT_IN_QUERY = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]|%(?![0-9A-Fa-f]{2})")
-_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-# Where urllib3's parser ends the authority (so the host checked is the host connected to).
-_AUTHORITY_END = re.compile(r"[/\\?#]")
+__all__ = ["NO_BODY_STATUSES", "Target"]
+
+# Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
+NO_BODY_STATUSES = frozenset({204, 304})
+# The client's own conditional or range answers are successes: relay them (SPEC R5.3).
+# If-Match and If-Unmodified-Since are forwarded, so their 412 is the client's too (nginx).
+_SUCCESS_OTHER = frozenset({304, 412, 416})
+# Answers about the request, whose lengths are not the file's: no expected-size check.
+_NOT_THE_FILE = frozenset({412, 416})
 
 
-class TargetMismatch(http.client.HTTPException):
-    """A connection was handed an exact target that is not the one urllib3 derived from
-    the same URL (up to the case of escapes): nothing is sent rather than either."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A target's answer: the urllib3 response (body unread) and its framing.
 
-
-def request_target(url: str) -> str:
-    """The request target of an absolute URL as written: what follows the authority, up
-    to ``#``; ``/`` when that is empty or starts with the query (RFC 9112 section 3.2.1).
-
-    >>> request_target("http://store:8080/b/%c3%bc.txt?X-Amz-Signature=ab#frag")
-    '/b/%c3%bc.txt?X-Amz-Signature=ab'
+    :ivar has_body: a body is relayed (GET, not 204/304).
+    :ivar length: its own ``Content-Length`` (checked: one run of digits), or None.
+    :ivar content_range: ``(first, last, total)`` of a single-range 206, else None.
+    :ivar expected_length: how many body bytes must arrive, or None when only the
+        connection's end says (chunked without any other length, or an encoded body).
+    :ivar confirm_end: the length comes from the middleware, not the target's
+        ``Content-Length`` (which http.client enforces itself): its end must be confirmed.
+    :ivar encoding: its ``Content-Encoding``, which a continuation must match.
+    :ivar stands_in_for_head: a GET asked because the target refused a HEAD; its body is
+        never read.
+    :ivar first_chunk: the body's first piece, read before the response starts.
     """
-    rest = url.partition("://")[2]
-    end = _AUTHORITY_END.search(rest)
-    target = rest[end.start() :].partition("#")[0] if end is not None else ""
-    return target if target.startswith("/") else "/" + target
 
+    url: str
+    response: BaseHTTPResponse
+    status: int
+    has_body: bool
+    length: int | None
+    content_range: tuple[int, int, int] | None
+    encoding: str | None
+    expected_length: int | None
+    stands_in_for_head: bool = False
+    first_chunk: bytes = field(default=b"", repr=False)
 
-def target_problem(target: str) -> str | None:
-    """Why ``target`` cannot be sent as written, with the fix; None when it can."""
-    path, _, query = target.partition("?")
-    for part, where, forbidden in ((path, "path", _NOT_IN_PATH), (query, "query", _NOT_IN_QUERY)):
-        found = forbidden.search(part)
-        if found is None:
-            continue
-        if found.group() == "%":
-            bad = part[found.start() : found.start() + 3]
-            return (
-                f"has {bad!r} in its {where}: a % must start an escape of two hex digits "
-                "(a literal % is written %25)"
-            )
-        escaped = "".join(f"%{byte:02X}" for byte in found.group().encode("utf-8"))
-        return (
-            f"has {found.group()!r} in its {where}, which RFC 3986 does not allow there "
-            f"(write it as {escaped}): it cannot be sent as written"
+    @classmethod
+    def answer(
+        cls,
+        url: str,
+        response: BaseHTTPResponse,
+        method: str,
+        expected_size: int | None,
+        *,
+        stands_in_for_head: bool = False,
+    ) -> Target:
+        """Check an answer and work its framing out; ``UpstreamError`` when it may not
+        serve.  ``method`` is the client's (``HEAD`` for a GET standing in for one)."""
+        status = response.status
+        if not (200 <= status < 300 or status in _SUCCESS_OTHER):
+            raise UpstreamError(url, f"status {status}", status=status)
+        try:
+            check_framing(response, url, "GET" if stands_in_for_head else method)
+        except UpstreamError as error:
+            error.status = status
+            raise
+        length = parse_content_length(response.headers.get("Content-Length"))  # checked
+        content_range = (
+            parse_content_range(response.headers.get("Content-Range")) if status == 206 else None
         )
-    return None
+        has_body = method != "HEAD" and status not in NO_BODY_STATUSES
+        target = cls(
+            url,
+            response,
+            status,
+            has_body,
+            length,
+            content_range,
+            response.headers.get("Content-Encoding"),
+            None,
+            stands_in_for_head,
+        )
+        target._check_size(expected_size)
+        expected = target._expected_length(expected_size) if has_body else None
+        return target if expected is None else replace(target, expected_length=expected)
 
+    @property
+    def encoded(self) -> bool:
+        """Does the body carry a content coding?  Its lengths are then the encoded bytes'."""
+        return is_encoded(self.response)
 
-def upper_escapes(target: str) -> str:
-    """``target`` with its escapes upper-cased: what urllib3 sends for a valid target."""
-    if "%" not in target:
-        return target
-    return _ESCAPE.sub(lambda escape: escape.group().upper(), target)
+    @property
+    def confirm_end(self) -> bool:
+        return self.expected_length is not None and self.length is None
+
+    @property
+    def client_length(self) -> int | None:
+        """The ``Content-Length`` the client is told: the target's, or the one known
+        without it (announced so that a body that breaks looks short, R6.2)."""
+        return self.length if self.length is not None else self.expected_length
+
+    @property
+    def full_length(self) -> int | None:
+        """The whole representation's length: a 206's total, else ``Content-Length``."""
+        if self.status == 206:
+            return None if self.content_range is None else self.content_range[2]
+        return self.length
+
+    def _check_size(self, expected_size: int | None) -> None:
+        """``X-Reproxy-Expected-Size`` against the lengths the head announces (R4.1)."""
+        status = self.status
+        if expected_size is None or status in NO_BODY_STATUSES or status in _NOT_THE_FILE:
+            return
+        if status == 206 and is_multipart_ranges(self.response.headers.iteritems()):
+            return  # several ranges: no Content-Range of its own holds the total (§14.6)
+        if self.encoded:
+            return  # the lengths are the encoded bytes', not the file's
+        length = self.full_length
+        if length is None and status == 200:
+            return  # no length announced: the body stream enforces the expected size
+        if length != expected_size:
+            raise UpstreamError(
+                self.url,
+                f"size {length} differs from X-Reproxy-Expected-Size {expected_size}",
+                status=status,
+            )
+
+    def _expected_length(self, expected_size: int | None) -> int | None:
+        """Content-Length; else a 206's one range; else, for a 200 without a content
+        coding, the expected size; else None (only the target's end says)."""
+        if self.length is not None:
+            return self.length
+        if self.status == 206:
+            first_last = self.content_range
+            return None if first_last is None else first_last[1] - first_last[0] + 1
+        if self.status == 200 and not self.encoded:
+            return expected_size
+        return None
