@@ -9,7 +9,6 @@ runs under gunicorn once the middleware takes ``observer=``.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import sys
 import time
@@ -22,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import wsgi_reproxy.prometheus as prometheus_module
 from upstreams import FILES
-from wsgi_reproxy import AttemptReport, ReproxyMiddleware, ReproxyReport
+from wsgi_reproxy import AttemptReport, ReproxyReport
 from wsgi_reproxy.prometheus import FIRST_BYTE_BUCKETS, PrometheusObserver
 from wsgi_reproxy.report import notify
 from wsgi_servers import ServerProcess
@@ -296,14 +295,7 @@ def test_without_prometheus_client_the_import_says_what_to_install(monkeypatch):
 
 # -- The example, under gunicorn -------------------------------------------------------------
 
-needs_observer = pytest.mark.skipif(
-    "observer" not in inspect.signature(ReproxyMiddleware).parameters,
-    reason="ReproxyMiddleware has no observer= yet",
-)
-
-
 @pytest.mark.slow
-@needs_observer
 def test_metrics_example_under_gunicorn(file_server, refused_url):
     """examples/metrics_app.py as its docstring runs it: a failover counted, /metrics not."""
     replicas = f"{refused_url.rsplit('/', 1)[0]} {file_server.base}"
