@@ -295,6 +295,7 @@ def test_without_prometheus_client_the_import_says_what_to_install(monkeypatch):
 
 # -- The example, under gunicorn -------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_metrics_example_under_gunicorn(file_server, refused_url):
     """examples/metrics_app.py as its docstring runs it: a failover counted, /metrics not."""
