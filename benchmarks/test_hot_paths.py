@@ -21,7 +21,7 @@ import pytest
 from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.directive import _check_url, parse_directive
 from wsgi_reproxy.headers import clean_target_headers, merge_preserved, upstream_request_headers
-from wsgi_reproxy.heads import parse_plain_headers, read_header_lines
+from wsgi_reproxy.transport.heads import parse_plain_headers, read_header_lines
 
 URL = "http://127.0.0.1:18081/files/1k.bin"
 APP_HEADERS = [
@@ -99,7 +99,7 @@ def test_upstream_request_headers(benchmark: Any) -> None:
 
 @pytest.mark.parametrize("parser", ["quick", "http.client"])
 def test_parse_response_head(benchmark: Any, parser: str) -> None:
-    """The target's header block: wsgi_reproxy.heads against http.client's email parser."""
+    """The target's header block: transport.heads against http.client's email parser."""
     if parser == "quick":
         benchmark(lambda: parse_plain_headers(read_header_lines(io.BytesIO(HEAD_BLOCK))))
     else:

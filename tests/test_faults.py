@@ -34,8 +34,8 @@ from upstreams import (
     stall_mid_headers,
 )
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, UpstreamBodyError
-from wsgi_reproxy.heads import HeadResponse
-from wsgi_reproxy.pools import DEFAULT_POOL_MAXSIZE
+from wsgi_reproxy.transport.heads import HeadResponse
+from wsgi_reproxy.transport.pools import DEFAULT_POOL_MAXSIZE
 
 SMALL = FILES["small.txt"]
 

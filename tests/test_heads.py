@@ -1,6 +1,6 @@
 """The quick response-head reader against the standard library it stands in for.
 
-:mod:`wsgi_reproxy.heads` parses plain header blocks itself and hands everything else to
+:mod:`wsgi_reproxy.transport.heads` parses plain header blocks itself and hands everything else to
 ``http.client``; these tests hold it to the standard library's answer -- the same message,
 the same framing decisions, the same exceptions -- on generated header blocks and whole
 response heads, and check that the middleware's own pools use it.
@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, ScriptedServer
-from wsgi_reproxy import ReproxyMiddleware, heads
-from wsgi_reproxy.heads import (
+from wsgi_reproxy import ReproxyMiddleware
+from wsgi_reproxy.transport import heads
+from wsgi_reproxy.transport.heads import (
     READ_BUFFER_SIZE,
     HeadCutOff,
     HeadResponse,

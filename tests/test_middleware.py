@@ -18,7 +18,7 @@ import urllib3
 from harness import BackendApp, call, make_environ, reproxy_app
 from upstreams import FILES, FileServer, respond, response_head
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
-from wsgi_reproxy.pools import ReproxyPoolManager
+from wsgi_reproxy.transport.pools import ReproxyPoolManager
 
 PRESERVE = ["Content-Type", "Content-Disposition"]
 

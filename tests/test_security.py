@@ -10,7 +10,7 @@ import urllib3
 from harness import BackendApp, call, reproxy_app
 from upstreams import FILES
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager
-from wsgi_reproxy.guard import is_local_address
+from wsgi_reproxy.transport.guard import is_local_address
 
 SMALL = FILES["small.txt"]
 

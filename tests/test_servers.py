@@ -203,7 +203,11 @@ def test_the_middlewares_own_pool_serves_byte_exact(server, client):
         response = client.request("GET", server.base + "/o/1m.bin")
         assert (response.status, response.data) == (200, FILES["1m.bin"])
     kept = json.loads(client.request("GET", server.base + "/sockets").data)
-    expected = "gevent." if "gevent" in server.kind else "wsgi_reproxy.sockets.KernelTimeoutSocket"
+    expected = (
+        "gevent."
+        if "gevent" in server.kind
+        else "wsgi_reproxy.transport.sockets.KernelTimeoutSocket"
+    )
     assert kept, server.output()
     assert all(name.startswith(expected) for name in kept), kept
 

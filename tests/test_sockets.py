@@ -1,6 +1,6 @@
 """Kernel-kept socket timeouts against the standard socket they stand in for.
 
-:class:`wsgi_reproxy.sockets.KernelTimeoutSocket` must be a ``socket.socket`` in every way
+:class:`wsgi_reproxy.transport.sockets.KernelTimeoutSocket` must be a ``socket.socket`` in every way
 urllib3 and ``http.client`` can see -- ``gettimeout()``, ``getblocking()``, which
 exception a wait that is too long raises, and after how long -- while its descriptor stays
 blocking (no ``poll()`` before each call).  These tests hold it to that on real socket
@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, Handler, ScriptedServer, stall_mid_body
-from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError, sockets
-from wsgi_reproxy.sockets import KernelTimeoutSocket, adopt, kernel_timeouts_work
+from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
+from wsgi_reproxy.transport import sockets
+from wsgi_reproxy.transport.sockets import KernelTimeoutSocket, adopt, kernel_timeouts_work
 
 pytestmark = pytest.mark.skipif(not kernel_timeouts_work(), reason="no kernel timeouts here")
 
@@ -347,9 +348,9 @@ def test_adopt_leaves_other_sockets_and_platforms_alone(monkeypatch: pytest.Monk
 def test_tls_connections_keep_standard_sockets() -> None:
     """ssl.SSLSocket applies timeouts its own way: HTTPS connections are never adopted,
     in the plain pool or the guarded one."""
-    from wsgi_reproxy.connections import pool_classes
     from wsgi_reproxy.directive import HostPatterns
-    from wsgi_reproxy.guard import guarded_pool_classes
+    from wsgi_reproxy.transport.connections import pool_classes
+    from wsgi_reproxy.transport.guard import guarded_pool_classes
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
@@ -458,9 +459,9 @@ GREEN_SCRIPT = """
 import sys
 if sys.argv[1] == "patch first":
     from gevent import monkey; monkey.patch_all()
-    from wsgi_reproxy import sockets
+    from wsgi_reproxy.transport import sockets
 else:
-    from wsgi_reproxy import sockets
+    from wsgi_reproxy.transport import sockets
     from gevent import monkey; monkey.patch_all()
 import socket, time, gevent
 ours, peer = socket.socketpair()

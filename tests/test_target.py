@@ -28,7 +28,6 @@ from urllib3.util import parse_url
 from harness import call, reproxy_app
 from upstreams import FILES, ScriptedServer, etag_for, https_server, respond, response_head
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, reproxy_headers
-from wsgi_reproxy.connections import ReproxyHTTPConnectionPool
 from wsgi_reproxy.directive import check_url
 from wsgi_reproxy.request_target import (
     TARGET_KEY,
@@ -37,6 +36,7 @@ from wsgi_reproxy.request_target import (
     target_problem,
     upper_escapes,
 )
+from wsgi_reproxy.transport.connections import ReproxyHTTPConnectionPool
 
 BODY = b"stored bytes\n"
 OK = (

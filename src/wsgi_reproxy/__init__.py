@@ -24,8 +24,8 @@ from .middleware import (
     ReproxyMiddleware,
     can_reproxy,
 )
-from .pools import ReproxyPoolManager
 from .report import AttemptReport, ReproxyReport
+from .transport.pools import ReproxyPoolManager
 
 __all__ = [
     "CAPABILITY",

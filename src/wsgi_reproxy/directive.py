@@ -24,7 +24,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from .hosts import DEFAULT_PORTS, HostPatterns
-from .request_target import request_target, target_problem
+from .request_target import CACHED_URL_MAX, request_target, target_problem
 
 __all__ = [
     "Directive",
@@ -83,12 +83,6 @@ def _has_dot_segment(url: str) -> bool:
         return False
     segments = re.split(r"[/\\]", unquote(path))
     return any(segment in (".", "..") for segment in segments)
-
-
-# Caches keyed by what a target or a user can make long keep only short keys: a worker's
-# memory must not be pinned by 4096 URLs of 64 KiB.  Presigned URLs, the long ones, are
-# unique per request anyway.
-CACHED_URL_MAX = 1024
 
 
 def check_url(url: str, hosts: HostPatterns | None = None) -> str | None:

@@ -13,7 +13,7 @@ characters outside RFC 3986 are percent-encoded, and one malformed escape gets e
   hex digits.  Such URLs are refused (:func:`wsgi_reproxy.directive.check_url`), never
   "fixed": a fix is a rewrite.  What is left is exactly what urllib3 sends unchanged but
   for the case of its escapes (:func:`upper_escapes`);
-* the middleware's connections (:class:`wsgi_reproxy.connections.ExactTargetConnection`)
+* the middleware's connections (:class:`wsgi_reproxy.transport.connections.ExactTargetConnection`)
   send that target, handed down under :data:`TARGET_KEY` among the request's headers.
 
 Nothing here does I/O.
@@ -25,12 +25,18 @@ import http.client
 import re
 
 __all__ = [
+    "CACHED_URL_MAX",
     "TARGET_KEY",
     "TargetMismatch",
     "request_target",
     "target_problem",
     "upper_escapes",
 ]
+
+# Caches keyed by what a target or a user can make long keep only short keys: a worker's
+# memory must not be pinned by 4096 URLs of 64 KiB.  Presigned URLs, the long ones, are
+# unique per request anyway.
+CACHED_URL_MAX = 1024
 
 # The exact target travels from upstream.py to the connection among the request headers
 # (urllib3 passes them through untouched).  Not a legal header name (a leading ":"), so

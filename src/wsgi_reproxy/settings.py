@@ -24,12 +24,12 @@ from .config import (
     preserve_option,
     timeout_option,
 )
-from .guard import is_guarded
 from .headers import HiddenHeaders, environ_key
 from .hosts import HostPatterns
-from .pools import DEFAULT_POOL_MAXSIZE, make_pool
 from .report import Observer
 from .rules import RuleSet, compile_rules, ensure_collection
+from .transport.guard import is_guarded
+from .transport.pools import DEFAULT_POOL_MAXSIZE, make_pool
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -24,11 +24,11 @@ from . import __version__
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .failures import as_upstream_error, closed_under_us, upstream_errors
 from .headers import upstream_request_headers
-from .pools import urlopen_as_written
 from .report import AttemptReport, ReproxyReport
 from .settings import Settings
 from .small_body import read_small_body
 from .target import Target
+from .transport.pools import urlopen_as_written
 
 __all__ = ["HEAD_REFUSED", "USER_AGENT", "Upstream", "discard"]
 

@@ -7,10 +7,10 @@ urllib3's classes, through the extension points urllib3 itself uses for its SOCK
 * the request target goes out exactly as the app wrote it (:class:`ExactTargetConnection`,
   SPEC R5.5), where urllib3 would upper-case its escapes;
 
-* response heads are read by :class:`wsgi_reproxy.heads.HeadResponse`, without the
+* response heads are read by :class:`wsgi_reproxy.transport.heads.HeadResponse`, without the
   ``email`` parser for plain header blocks;
 * a plain-HTTP connection's socket becomes a
-  :class:`wsgi_reproxy.sockets.KernelTimeoutSocket` once connected, so that its timeouts
+  :class:`wsgi_reproxy.transport.sockets.KernelTimeoutSocket` once connected, so that its timeouts
   cost no ``poll()`` and ``ioctl()`` per request.
 
 A plain ``PoolManager`` passed to the middleware as ``pool=`` keeps urllib3's own classes;
@@ -27,8 +27,8 @@ from typing import Any
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ..request_target import TARGET_KEY, TargetMismatch, upper_escapes
 from .heads import response_class
-from .request_target import TARGET_KEY, TargetMismatch, upper_escapes
 from .sockets import adopt
 
 __all__ = [
@@ -45,7 +45,7 @@ class ExactTargetConnection(HTTPConnection):
     """Sends the exact target handed down under :data:`~wsgi_reproxy.request_target.TARGET_KEY`.
 
     urllib3's ``HTTPConnectionPool.urlopen`` upper-cases the escapes of every target
-    before its connection sees it; :func:`wsgi_reproxy.pools.urlopen_as_written` passes
+    before its connection sees it; :func:`wsgi_reproxy.transport.pools.urlopen_as_written` passes
     the target as the app wrote it among the headers, and this connection sends that one
     instead -- after checking that it is the target urllib3 derived, up to the case of
     its escapes.  Should they differ in more (a target meant for another request, a

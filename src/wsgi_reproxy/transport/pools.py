@@ -8,8 +8,8 @@ two things urllib3 redoes on every request are done once here:
   remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
   manager's own pools, so ``clear()`` still means "new connections from now on";
 * **the connections**: they parse plain header blocks without the ``email`` package and
-  keep their timeouts in the kernel (:mod:`wsgi_reproxy.connections`), and with
-  ``refuse_local=True`` check the address they reached (:mod:`wsgi_reproxy.guard`).
+  keep their timeouts in the kernel (:mod:`wsgi_reproxy.transport.connections`), and with
+  ``refuse_local=True`` check the address they reached (:mod:`wsgi_reproxy.transport.guard`).
 
 Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
 A plain ``PoolManager`` passed to the middleware as ``pool=`` is used as is, without
@@ -31,12 +31,12 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import parse_url
 
-from .config import ensure_collection
+from ..config import ensure_collection
+from ..errors import UpstreamError
+from ..hosts import HostPatterns
+from ..request_target import CACHED_URL_MAX, TARGET_KEY, request_target
 from .connections import ExactTargetConnection, pool_classes
-from .directive import CACHED_URL_MAX, HostPatterns
-from .errors import UpstreamError
 from .guard import guarded_pool_classes
-from .request_target import TARGET_KEY, request_target
 
 __all__ = ["DEFAULT_POOL_MAXSIZE", "ReproxyPoolManager", "urlopen_as_written"]
 
@@ -152,7 +152,7 @@ def urlopen_as_written(
     """``pool.urlopen``, sending the target exactly as written (SPEC R5.5).
 
     A connection pool of the middleware's gets the target as written, and its
-    connections (:class:`~wsgi_reproxy.connections.ExactTargetConnection`) send it as
+    connections (:class:`~wsgi_reproxy.transport.connections.ExactTargetConnection`) send it as
     is.  Any other pool -- a plain ``PoolManager``, a subclass with its own ``urlopen``
     (``ProxyManager``) -- sends what urllib3 makes of the URL: when that differs (escapes
     in lower case), the URL is not sent at all.  Parsing is cached: the same files are
@@ -191,7 +191,7 @@ def make_pool(
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
-    and response heads read without the email parser (:mod:`wsgi_reproxy.pools`)."""
+    and response heads read without the email parser (:mod:`wsgi_reproxy.transport.pools`)."""
     options: dict[str, Any] = {
         "num_pools": 64,
         "maxsize": maxsize,

@@ -26,7 +26,7 @@ answer with plain headers, so this module reads them directly:
   small file arrives over plain HTTP in the same system call as its head and leaves in
   one piece;
 * the connections of the pool a middleware makes for itself
-  (:mod:`wsgi_reproxy.connections`) use it; urllib3 does everything else as usual:
+  (:mod:`wsgi_reproxy.transport.connections`) use it; urllib3 does everything else as usual:
   connections, TLS, timeouts, the pool, the body.
 
 Should a future Python call ``begin()`` with arguments this class does not know (or debug

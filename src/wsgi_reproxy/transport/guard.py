@@ -21,13 +21,13 @@ import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import NewConnectionError
 
+from ..hosts import HostPatterns
 from .connections import (
     ReproxyHTTPConnection,
     ReproxyHTTPConnectionPool,
     ReproxyHTTPSConnection,
     ReproxyHTTPSConnectionPool,
 )
-from .directive import HostPatterns
 
 __all__ = ["METADATA_ADDRESSES", "guarded_pool_classes", "is_guarded", "is_local_address"]
 
