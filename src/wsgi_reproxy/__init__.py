@@ -5,8 +5,6 @@ app's body away and streams, within the same client request, the response of the
 that works.
 """
 
-__version__ = "0.1.0"
-
 from .directive import reproxy_headers
 from .errors import (
     AllUpstreamsFailed,
@@ -26,6 +24,7 @@ from .middleware import (
 )
 from .report import AttemptReport, ReproxyReport
 from .transport.pools import ReproxyPoolManager
+from .version import __version__
 
 __all__ = [
     "CAPABILITY",

@@ -20,7 +20,6 @@ from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry
 
-from . import __version__
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .failures import as_upstream_error, closed_under_us, upstream_errors
 from .headers import upstream_request_headers
@@ -29,6 +28,7 @@ from .settings import Settings
 from .small_body import read_small_body
 from .target import Target
 from .transport.pools import urlopen_as_written
+from .version import __version__
 
 __all__ = ["HEAD_REFUSED", "USER_AGENT", "Upstream", "discard"]
 
