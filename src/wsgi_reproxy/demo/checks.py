@@ -114,62 +114,34 @@ class Checker:
             and a_said == [404]
             and failed == 2
         )
-        return Check(
-            "GET big.bin",
-            ok,
-            f"{got.status} from replica {got.replica} after dead + A {a_said}; "
-            f"{failed} failed attempts logged; {len(got.body)} bytes, "
-            f"sha256 {got.digest[:16]} {_same(got.digest, big.sha256)}",
-        )
+        after = f" after dead + A {a_said}; {failed} failed attempts logged"
+        return _served("GET big.bin", got, ok, f"{after}; {_hashed(got, big.sha256)}")
 
     def first_replica(self) -> Check:
         hello = self.demo.files["hello.txt"]
         got = self.fetch("GET", "/download/hello.txt")
         ok = got.status == 200 and got.replica == "A" and got.body == hello.data
-        return Check(
-            "GET hello.txt",
-            ok,
-            f"{got.status} from replica {got.replica}, {len(got.body)} bytes, "
-            f"sha256 {got.digest[:16]} {_same(got.digest, hello.sha256)}",
-        )
+        return _served("GET hello.txt", got, ok, f", {_hashed(got, hello.sha256)}")
 
     def byte_range(self) -> Check:
-        big = self.demo.files["big.bin"]
+        part = self.demo.files["big.bin"].data[100:200]
         got = self.fetch("GET", "/download/big.bin", Range="bytes=100-199")
         content_range = got.header("Content-Range")
-        ok = (
-            got.status == 206
-            and got.body == big.data[100:200]
-            and content_range == f"bytes 100-199/{BIG_SIZE}"
-        )
-        return Check(
-            "Range big.bin",
-            ok,
-            f"{got.status} from replica {got.replica}, Content-Range {content_range}, "
-            f"{len(got.body)} bytes {_same(got.body, big.data[100:200])}",
-        )
+        ok = got.status == 206 and got.body == part and content_range == f"bytes 100-199/{BIG_SIZE}"
+        detail = f", Content-Range {content_range}, {len(got.body)} bytes {_same(got.body, part)}"
+        return _served("Range big.bin", got, ok, detail)
 
     def head(self) -> Check:
         got = self.fetch("HEAD", "/download/big.bin")
         length = got.header("Content-Length")
         ok = got.status == 200 and length == str(BIG_SIZE) and got.body == b""
-        return Check(
-            "HEAD big.bin",
-            ok,
-            f"{got.status} from replica {got.replica}, Content-Length {length}, "
-            f"body {len(got.body)} bytes",
-        )
+        return _served("HEAD big.bin", got, ok, f", Content-Length {length}, {_body_size(got)}")
 
     def conditional(self) -> Check:
         etag = self.demo.files["hello.txt"].etag
         got = self.fetch("GET", "/download/hello.txt", **{"If-None-Match": etag})
         ok = got.status == 304 and got.body == b"" and got.header("ETag") == etag
-        return Check(
-            "If-None-Match",
-            ok,
-            f"{got.status} from replica {got.replica}, ETag {got.header('ETag')}, "
-            f"body {len(got.body)} bytes",
-        )
+        return _served("If-None-Match", got, ok, f", ETag {got.header('ETag')}, {_body_size(got)}")
 
     def preserved(self) -> Check:
         """Runs right after the 304 from replica A and must be served by A, reusing the
@@ -189,24 +161,17 @@ class Checker:
             and disposition == 'attachment; filename="report.pdf"'
             and got.body == self.demo.files["report.pdf"].data
         )
-        return Check(
-            "app headers preserved",
-            ok,
-            f"{got.status} from replica {got.replica} (which says "
-            f"{REPLICA_CONTENT_TYPE}): Content-Type {content_type}, "
-            f"Content-Disposition {disposition}",
+        detail = f"Content-Type {content_type}, Content-Disposition {disposition}"
+        return _served(
+            "app headers preserved", got, ok, f" (which says {REPLICA_CONTENT_TYPE}): {detail}"
         )
 
     def pass_through(self) -> Check:
         hello = self.demo.files["hello.txt"]
         got = self.fetch("GET", "/inline/hello.txt")
         ok = got.status == 200 and got.replica == "none" and got.body == hello.data
-        return Check(
-            "pass-through /inline/",
-            ok,
-            f"{got.status} from the app itself (X-Replica: {got.replica}), "
-            f"{len(got.body)} bytes {_same(got.body, hello.data)}",
-        )
+        detail = f"(X-Replica: {got.replica}), {len(got.body)} bytes {_same(got.body, hello.data)}"
+        return Check("pass-through /inline/", ok, f"{got.status} from the app itself {detail}")
 
     def all_fail(self) -> Check:
         got = self.fetch("GET", "/download/lost.txt")
@@ -231,6 +196,20 @@ class Checker:
             not leaks,
             f"{len(leaks)} in {len(self.answers)} responses {sorted(set(leaks))}",
         )
+
+
+def _served(name: str, got: Answer, ok: bool, detail: str) -> Check:
+    """Most checks read an answer a replica served: their line opens with its status and
+    replica, the part that proves or disproves the fallback; ``detail`` is what follows."""
+    return Check(name, ok, f"{got.status} from replica {got.replica}{detail}")
+
+
+def _hashed(got: Answer, sha256: str) -> str:
+    return f"{len(got.body)} bytes, sha256 {got.digest[:16]} {_same(got.digest, sha256)}"
+
+
+def _body_size(got: Answer) -> str:
+    return f"body {len(got.body)} bytes"
 
 
 def _same(got: object, expected: object) -> str:
