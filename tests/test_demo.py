@@ -115,7 +115,7 @@ def test_interactive_serves_until_ctrl_c() -> None:
     assert process.returncode == 0, err
     assert sum(line.startswith("  curl ") for line in shown) == 6
     assert out == "stopping\nstopped\n"
-    assert "WARNING wsgi_reproxy: " in err  # the dead replica's failover is on the console
+    assert "WARNING wsgi_reproxy.upstream: " in err  # the dead replica's failover is on the console
     assert "Traceback" not in err
 
 

@@ -26,7 +26,7 @@ DIRECTIVE = [("X-Reproxy-Url", "http://store.internal/f/1"), ("Content-Type", "t
 
 
 def _records(caplog):
-    return [r for r in caplog.records if r.name == "wsgi_reproxy"]
+    return [r for r in caplog.records if r.name.startswith("wsgi_reproxy")]
 
 
 # -- a directive on a request allow= does not enable -------------------------------------

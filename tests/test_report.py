@@ -191,7 +191,7 @@ def test_notify_logs_and_swallows_what_the_observer_raises(caplog):
     with caplog.at_level(logging.DEBUG, logger="wsgi_reproxy"):
         notify(broken, FAILOVER)  # does not raise
     [record] = caplog.records
-    assert (record.name, record.levelname) == ("wsgi_reproxy", "ERROR")
+    assert (record.name, record.levelname) == ("wsgi_reproxy.report", "ERROR")
     assert record.exc_info is not None
     assert record.exc_info[0] is RuntimeError
     assert "metrics backend is down" in caplog.text  # the traceback is in the log

@@ -12,17 +12,16 @@ from .errors import (
     UpstreamBodyError,
     UpstreamError,
 )
-from .middleware import (
-    CAPABILITY,
+from .exchange import CAPABILITY
+from .middleware import ReproxyMiddleware, can_reproxy
+from .report import AttemptReport, ReproxyReport
+from .settings import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FORWARD,
     DEFAULT_HIDE,
     DEFAULT_MAX_URLS,
     DEFAULT_TIMEOUT,
-    ReproxyMiddleware,
-    can_reproxy,
 )
-from .report import AttemptReport, ReproxyReport
 from .transport.pools import ReproxyPoolManager
 from .version import __version__
 

@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["abort_hook"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 
 def abort_hook(environ: Mapping[str, Any]) -> Callable[[], None] | None:

@@ -23,7 +23,7 @@ from .upstream import discard
 
 __all__ = ["ReproxyBody"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 
 class _Broken(Exception):

@@ -7,6 +7,7 @@ all or hung up halfway, and the app's own iterable must then be closed exactly o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 __all__ = ["ClosingIterable", "close_iterable"]
 
@@ -17,37 +18,30 @@ def close_iterable(iterable: object) -> None:
         close()
 
 
+@dataclass(slots=True, eq=False)
 class ClosingIterable:
-    """Yield ``head`` then ``rest``; ``close()`` closes ``owner`` (the app's iterable) once.
+    """Yield ``head`` then ``rest``; ``close()`` closes ``owner`` (the app's iterable) once,
+    then calls ``on_close``.
 
     Used for the 502/504 answers and for a pass-through whose first chunks were consumed
     while waiting for a lazy ``start_response``.
     """
 
-    __slots__ = ("_closed", "_head", "_on_close", "_owner", "_rest")
-
-    def __init__(
-        self,
-        head: list[bytes],
-        rest: Iterable[bytes],
-        owner: object,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._head = head
-        self._rest = rest
-        self._owner = owner
-        self._on_close = on_close
-        self._closed = False
+    head: list[bytes]
+    rest: Iterable[bytes]
+    owner: object
+    on_close: Callable[[], None] | None = None
+    closed: bool = False
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._head
-        yield from self._rest
+        yield from self.head
+        yield from self.rest
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             try:
-                close_iterable(self._owner)
+                close_iterable(self.owner)
             finally:
-                if self._on_close is not None:
-                    self._on_close()
+                if self.on_close is not None:
+                    self.on_close()

@@ -19,8 +19,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
+from wsgiref.types import StartResponse, WSGIApplication
 
 from .abort import abort_hook
 from .body import ReproxyBody
@@ -35,13 +37,14 @@ from .settings import Settings
 from .target import Target
 from .upstream import Upstream, discard
 
-__all__ = ["CAPABILITY", "CAPABILITY_KEY", "URL_ENVIRON_KEY", "Exchange"]
+__all__ = ["CAPABILITY", "CAPABILITY_KEY", "URL_ENVIRON_KEY", "ExcInfo", "Exchange"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
-ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
-StartResponse: TypeAlias = Callable[..., Callable[[bytes], object]]
-WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# What start_response's third argument is (PEP 3333); wsgiref.types names the rest.
+ExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+)
 
 CAPABILITY = "reproxy-file"
 CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
@@ -52,42 +55,21 @@ def _discard_write(data: bytes) -> None:
     """``write()`` for an app whose body is being replaced: the data is thrown away (R4.4)."""
 
 
+@dataclass(slots=True, eq=False)
 class Exchange:
     """One enabled request: watches the app's start_response, then reproxies or passes."""
 
-    __slots__ = (
-        "app",
-        "app_headers",
-        "directive",
-        "environ",
-        "passed",
-        "report",
-        "settings",
-        "start_response",
-        "started",
-        "started_at",
-        "upstream",
-    )
-
-    def __init__(
-        self,
-        settings: Settings,
-        upstream: Upstream,
-        app: WSGIApp,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-    ) -> None:
-        self.settings = settings
-        self.upstream = upstream
-        self.app = app
-        self.environ = environ
-        self.start_response = start_response
-        self.started = False
-        self.passed = False  # the real start_response has been called: pass-through
-        self.directive: Directive | InvalidDirective | None = None
-        self.app_headers: list[tuple[str, str]] = []
-        self.report = ReproxyReport()
-        self.started_at = 0.0
+    settings: Settings
+    upstream: Upstream
+    app: WSGIApplication
+    environ: dict[str, Any]
+    start_response: StartResponse
+    started: bool = False
+    passed: bool = False  # the real start_response has been called: pass-through
+    directive: Directive | InvalidDirective | None = None
+    app_headers: list[tuple[str, str]] = field(default_factory=list)
+    report: ReproxyReport = field(default_factory=ReproxyReport)
+    started_at: float = 0.0  # when the directive was seen
 
     def app_start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None

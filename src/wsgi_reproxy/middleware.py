@@ -16,36 +16,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, Unpack, overload
+from wsgiref.types import StartResponse, WSGIApplication
 
 import urllib3
 
-from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo, StartResponse, WSGIApp
+from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo
 from .headers import HiddenHeaders, strip_reproxy_headers
 from .hosts import HostPatterns
 from .report import Observer
 from .rules import RuleSet, request_path
-from .settings import (
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_FORWARD,
-    DEFAULT_HIDE,
-    DEFAULT_MAX_URLS,
-    DEFAULT_TIMEOUT,
-    Options,
-    Settings,
-)
+from .settings import Options, Settings
 from .stray import StrayDirectives, carries_directive
 from .upstream import Upstream
 
-__all__ = [
-    "CAPABILITY",
-    "DEFAULT_CHUNK_SIZE",
-    "DEFAULT_FORWARD",
-    "DEFAULT_HIDE",
-    "DEFAULT_MAX_URLS",
-    "DEFAULT_TIMEOUT",
-    "ReproxyMiddleware",
-    "can_reproxy",
-]
+__all__ = ["ReproxyMiddleware", "can_reproxy"]
 
 
 T = TypeVar("T")
@@ -176,7 +160,7 @@ class ReproxyMiddleware:
 
     __slots__ = ("_stray", "app", "settings", "upstream")
 
-    app: WSGIApp
+    app: WSGIApplication
     settings: Settings
     upstream: Upstream
     _stray: StrayDirectives
@@ -200,7 +184,7 @@ class ReproxyMiddleware:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         allow: Iterable[object] = (),
         preserve: Iterable[str] = (),
         **options: Unpack[Options],

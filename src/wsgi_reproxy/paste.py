@@ -31,15 +31,15 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from wsgiref.types import WSGIApplication
 
 import urllib3
 
-from .exchange import WSGIApp
 from .middleware import ReproxyMiddleware
 
 __all__ = ["filter_app_factory", "options_from_strings"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -139,7 +139,7 @@ def options_from_strings(conf: Mapping[str, str]) -> dict[str, Any]:
 
 
 def filter_app_factory(
-    app: WSGIApp, global_conf: Mapping[str, str], **local_conf: str
+    app: WSGIApplication, global_conf: Mapping[str, str], **local_conf: str
 ) -> ReproxyMiddleware:
     """``paste.filter_app_factory`` entry point ``main``: wrap ``app`` with the options of
     the ``[filter:...]`` section (``global_conf`` is not used: options are per filter).

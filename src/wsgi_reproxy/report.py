@@ -37,7 +37,7 @@ __all__ = [
     "notify",
 ]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 REPORT_ENVIRON_KEY = "wsgi_reproxy.report"
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NoResume", "Resumer", "plan_resume"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

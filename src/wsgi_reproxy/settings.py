@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TypedDict, Unpack
 
 import urllib3
 
@@ -32,6 +32,7 @@ from .transport.guard import is_guarded
 from .transport.pools import DEFAULT_POOL_MAXSIZE, make_pool
 
 __all__ = [
+    "DEFAULTS",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_FORWARD",
     "DEFAULT_HIDE",
@@ -60,7 +61,7 @@ DEFAULT_MAX_URLS = 8
 
 class Options(TypedDict, total=False):
     """The keyword-only options, as ``ReproxyMiddleware(app, allow, preserve, **options)``
-    takes them (defaults in :meth:`Settings.build`)."""
+    takes them; :data:`DEFAULTS` holds what an option left out is."""
 
     deny: Iterable[object]
     upstream_hosts: Iterable[str] | None
@@ -75,6 +76,23 @@ class Options(TypedDict, total=False):
     refuse_local: bool
     hide: Iterable[str]
     observer: Observer | None
+
+
+DEFAULTS: Options = {
+    "deny": (),
+    "upstream_hosts": None,
+    "forward": DEFAULT_FORWARD,
+    "timeout": DEFAULT_TIMEOUT,
+    "pool": None,
+    "pool_maxsize": None,
+    "pool_block": False,
+    "chunk_size": DEFAULT_CHUNK_SIZE,
+    "max_urls": DEFAULT_MAX_URLS,
+    "resume": True,
+    "refuse_local": False,
+    "hide": DEFAULT_HIDE,
+    "observer": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,51 +119,35 @@ class Settings:
 
     @classmethod
     def build(
-        cls,
-        allow: Iterable[object] = (),
-        preserve: Iterable[str] = (),
-        *,
-        deny: Iterable[object] = (),
-        upstream_hosts: Iterable[str] | None = None,
-        forward: Iterable[str] = DEFAULT_FORWARD,
-        timeout: float | urllib3.Timeout = DEFAULT_TIMEOUT,
-        pool: urllib3.PoolManager | None = None,
-        pool_maxsize: int | None = None,
-        pool_block: bool = False,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        max_urls: int = DEFAULT_MAX_URLS,
-        resume: bool = True,
-        refuse_local: bool = False,
-        hide: Iterable[str] = DEFAULT_HIDE,
-        observer: Observer | None = None,
+        cls, allow: Iterable[object] = (), preserve: Iterable[str] = (), **given: Unpack[Options]
     ) -> Settings:
         """Check every option; raises TypeError/ValueError saying what to fix."""
-        hosts = (
-            None
-            if upstream_hosts is None
-            else HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
-        )
-        forward_names = forward_option(forward)
+        unknown = sorted(set(given) - set(DEFAULTS))
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        options: Options = {**DEFAULTS, **given}
+        hosts = _hosts(options["upstream_hosts"])
+        timeout = timeout_option(options["timeout"])
+        refuse = flag(options["refuse_local"], "refuse_local")
+        block = flag(options["pool_block"], "pool_block")
         preserve_names = preserve_option(preserve)
-        checked_timeout = timeout_option(timeout)
-        refuse = flag(refuse_local, "refuse_local")
-        block = flag(pool_block, "pool_block")
+        forward_names = forward_option(options["forward"])
         return cls(
             allow=compile_rules(allow, "allow"),
             preserve=preserve_names,
-            deny=compile_rules(deny, "deny"),
+            deny=compile_rules(options["deny"], "deny"),
             upstream_hosts=hosts,
             forward=forward_names,
-            timeout=checked_timeout,
-            pool=_pool(pool, pool_maxsize, block, checked_timeout, refuse, hosts),
-            pool_maxsize=None if pool is not None else _maxsize(pool_maxsize),
+            timeout=timeout,
+            pool=_pool(options["pool"], options["pool_maxsize"], block, timeout, refuse, hosts),
+            pool_maxsize=None if options["pool"] is not None else _maxsize(options["pool_maxsize"]),
             pool_block=block,
-            chunk_size=positive_int(chunk_size, "chunk_size"),
-            max_urls=positive_int(max_urls, "max_urls"),
-            resume=flag(resume, "resume"),
+            chunk_size=positive_int(options["chunk_size"], "chunk_size"),
+            max_urls=positive_int(options["max_urls"], "max_urls"),
+            resume=flag(options["resume"], "resume"),
             refuse_local=refuse,
-            hide=hide_option(hide),
-            observer=observer_option(observer),
+            hide=hide_option(options["hide"]),
+            observer=observer_option(options["observer"]),
             preserved=frozenset(name.lower() for name in preserve_names),
             forward_keys=tuple((name, environ_key(name)) for name in forward_names),
         )
@@ -166,6 +168,12 @@ class Settings:
             f"refuse_local={self.refuse_local!r}, hide={list(self.hide.patterns)!r}, "
             f"observer={self.observer!r}"
         )
+
+
+def _hosts(upstream_hosts: Iterable[str] | None) -> HostPatterns | None:
+    if upstream_hosts is None:
+        return None
+    return HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
 
 
 def _maxsize(pool_maxsize: int | None) -> int:

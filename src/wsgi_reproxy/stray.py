@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 __all__ = ["StrayDirectives", "carries_directive", "path_prefix"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 # Prefixes remembered per process; beyond them, one shared count (memory stays bounded
 # whatever paths clients ask for).

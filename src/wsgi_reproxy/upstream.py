@@ -32,7 +32,7 @@ from .version import __version__
 
 __all__ = ["HEAD_REFUSED", "USER_AGENT", "Upstream", "discard"]
 
-log = logging.getLogger("wsgi_reproxy")
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"wsgi-reproxy/{__version__}"
 # What urllib3 builds from ``retries=False, redirect=False`` on every request, built once.
