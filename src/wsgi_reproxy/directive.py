@@ -138,6 +138,19 @@ def parse_expected_size(value: str) -> int | None:
     return None
 
 
+def _one_size(values: list[str]) -> int | InvalidDirective | None:
+    """The ``X-Reproxy-Expected-Size``: absent, or one non-negative integer however many
+    times it is sent."""
+    if not values:
+        return None
+    sizes = {parse_expected_size(value) for value in values}
+    if None in sizes or len(sizes) != 1:
+        return InvalidDirective(
+            f"X-Reproxy-Expected-Size {values!r} is not one non-negative integer"
+        )
+    return sizes.pop()
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A URL token that was skipped, and why (for the log)."""
@@ -169,14 +182,9 @@ def parse_directive(
             size_values.append(value)
     if not tokens:
         return None
-    expected_size = None
-    if size_values:
-        sizes = {parse_expected_size(value) for value in size_values}
-        if None in sizes or len(sizes) != 1:
-            return InvalidDirective(
-                f"X-Reproxy-Expected-Size {size_values!r} is not one non-negative integer"
-            )
-        expected_size = sizes.pop()
+    expected_size = _one_size(size_values)
+    if isinstance(expected_size, InvalidDirective):
+        return expected_size
     urls = []
     for token in tokens[:max_urls]:
         reason = check_url(token, hosts)

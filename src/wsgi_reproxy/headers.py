@@ -175,13 +175,7 @@ def merge_preserved(
         return target
     if "content-type" in preserve and status == 206 and is_multipart_ranges(target):
         preserve = preserve - {"content-type"}
-    from_app: dict[str, list[tuple[str, str]]] = {}
-    for name, value in app:
-        lowered = name.lower()
-        if lowered in preserve:
-            cleaned = _clean_value(value)
-            if cleaned is not None:
-                from_app.setdefault(lowered, []).append((name, cleaned))
+    from_app = _preserved_values(app, preserve)
     if not from_app:
         return target
     merged: Headers = []
@@ -196,6 +190,21 @@ def merge_preserved(
         for values in from_app.values():
             merged.extend(values)
     return merged
+
+
+def _preserved_values(
+    app: Sequence[tuple[str, str]], preserve: frozenset[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """The app's headers named in ``preserve``, by lower-case name, without any value
+    holding a control character (it could split the response, CWE-113)."""
+    from_app: dict[str, list[tuple[str, str]]] = {}
+    for name, value in app:
+        lowered = name.lower()
+        if lowered in preserve:
+            cleaned = _clean_value(value)
+            if cleaned is not None:
+                from_app.setdefault(lowered, []).append((name, cleaned))
+    return from_app
 
 
 def is_multipart_ranges(headers: Iterable[tuple[str, str]]) -> bool:

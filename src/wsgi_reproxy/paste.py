@@ -178,35 +178,14 @@ def _dropped_by_paste(
     says nothing about this one.  Where several sections could be it, only what they all
     set counts.
     """
-    if ini_file is None:
+    parser = _read_without_defaults(ini_file)
+    if parser is None:
         return set()
-    parser = configparser.RawConfigParser(default_section="\0", strict=False)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # as PasteDeploy
-    try:
-        parser.read(ini_file, encoding="utf-8")
-    except (OSError, configparser.Error, UnicodeDecodeError):
-        return set()
-    candidates: list[set[str]] = []
-    for section in parser.sections():
-        factory = " ".join(
-            parser.get(section, key, fallback="")
-            for key in ("use", "paste.filter_app_factory", "paste.filter_factory")
-        )
-        if "wsgi-reproxy" not in factory and "wsgi_reproxy" not in factory:
-            continue
-        options = parser.options(section)
-        plain = {option for option in options if option in _CONVERTERS}
-        fetched = {option[4:].strip() for option in options if option.startswith("get ")}
-        # "set NAME = ..." only changes PasteDeploy's global_conf, which options never
-        # come from: for this filter, a value given and lost like a shadowed one.
-        globally = {option[4:].strip() for option in options if option.startswith("set ")}
-        same_values = all(
-            "%(" in (raw := parser.get(section, name)) or raw == given[name]
-            for name in plain - shadowed
-            if name in given
-        )
-        if (plain | fetched) - shadowed == given.keys() and same_values:
-            candidates.append((plain | globally) & shadowed)
+    candidates = [
+        lost
+        for section in parser.sections()
+        if (lost := _lost_in(parser, section, shadowed, given)) is not None
+    ]
     if not candidates:
         return set()
     surely, maybe = set.intersection(*candidates), set.union(*candidates)
@@ -219,3 +198,46 @@ def _dropped_by_paste(
             ", ".join(sorted(maybe - surely)),
         )
     return surely
+
+
+def _read_without_defaults(ini_file: str | None) -> configparser.RawConfigParser | None:
+    """The ini file as PasteDeploy reads it, less the ``[DEFAULT]`` mixed into sections."""
+    if ini_file is None:
+        return None
+    parser = configparser.RawConfigParser(default_section="\0", strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # as PasteDeploy
+    try:
+        parser.read(ini_file, encoding="utf-8")
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return None
+    return parser
+
+
+def _lost_in(
+    parser: configparser.RawConfigParser,
+    section: str,
+    shadowed: set[str],
+    given: Mapping[str, str],
+) -> set[str] | None:
+    """The shadowed options ``section`` sets, if it is a wsgi-reproxy filter that could be
+    the one being loaded; None when it cannot be."""
+    factory = " ".join(
+        parser.get(section, key, fallback="")
+        for key in ("use", "paste.filter_app_factory", "paste.filter_factory")
+    )
+    if "wsgi-reproxy" not in factory and "wsgi_reproxy" not in factory:
+        return None
+    options = parser.options(section)
+    plain = {option for option in options if option in _CONVERTERS}
+    fetched = {option[4:].strip() for option in options if option.startswith("get ")}
+    # "set NAME = ..." only changes PasteDeploy's global_conf, which options never come
+    # from: for this filter, a value given and lost like a shadowed one.
+    globally = {option[4:].strip() for option in options if option.startswith("set ")}
+    same_values = all(
+        "%(" in (raw := parser.get(section, name)) or raw == given[name]
+        for name in plain - shadowed
+        if name in given
+    )
+    if (plain | fetched) - shadowed != given.keys() or not same_values:
+        return None
+    return (plain | globally) & shadowed
