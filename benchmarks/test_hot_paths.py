@@ -21,7 +21,7 @@ import pytest
 from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.directive import _check_url, parse_directive
 from wsgi_reproxy.headers import clean_target_headers, merge_preserved, upstream_request_headers
-from wsgi_reproxy.transport.heads import parse_plain_headers, read_header_lines
+from wsgi_reproxy.transport.header_block import parse_plain_headers, read_header_lines
 
 URL = "http://127.0.0.1:18081/files/1k.bin"
 APP_HEADERS = [

@@ -22,15 +22,13 @@ from hypothesis import strategies as st
 from harness import call, own_pool_middleware, reproxy_app
 from upstreams import FILES, FileServer, ScriptedServer
 from wsgi_reproxy import ReproxyMiddleware
-from wsgi_reproxy.transport import heads
-from wsgi_reproxy.transport.heads import (
-    READ_BUFFER_SIZE,
-    HeadCutOff,
-    HeadResponse,
+from wsgi_reproxy.transport import header_block, heads
+from wsgi_reproxy.transport.header_block import (
     parse_any_headers,
     parse_plain_headers,
     read_header_lines,
 )
+from wsgi_reproxy.transport.heads import READ_BUFFER_SIZE, HeadCutOff, HeadResponse
 
 DIFFERENTIAL = settings(max_examples=400, deadline=None)
 
@@ -357,7 +355,7 @@ def test_a_reproxied_request_takes_the_quick_path(
 ) -> None:
     """The speed-up is real only if it runs: count the header blocks it parsed."""
     parsed: list[bool] = []
-    quick = heads.parse_plain_headers
+    quick = header_block.parse_plain_headers
 
     def counting(lines: list[bytes]) -> http.client.HTTPMessage | None:
         message = quick(lines)

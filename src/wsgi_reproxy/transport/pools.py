@@ -4,7 +4,7 @@ A reproxying middleware asks the same few storage origins for files again and ag
 two things urllib3 redoes on every request are done once here:
 
 * **the origin's connection pool**: ``PoolManager.connection_from_host`` normalises a pool
-  key and looks it up in its LRU container on every call (7 µs); :meth:`connection_from_origin`
+  key and looks it up in its LRU container on every call; :meth:`connection_from_origin`
   remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
   manager's own pools, so ``clear()`` still means "new connections from now on";
 * **the connections**: they parse plain header blocks without the ``email`` package and

@@ -2,33 +2,22 @@
 
 CPython implements a socket timeout by putting the descriptor in non-blocking mode and
 calling ``poll()`` before every ``send`` and ``recv``, and ``settimeout()`` is an
-``ioctl`` every time it is called.  urllib3 sets the connect timeout before it sends a
-request and the read timeout before it reads the answer, so fetching a small file on a
-kept-alive connection took six system calls where two do the work::
-
-    ioctl  poll(POLLOUT)  sendto   ioctl  poll(POLLIN)  recvfrom
-
-Each one releases and retakes the GIL, and in a threaded server (gunicorn ``gthread``,
-uWSGI ``--threads``) a release is rarely free: another thread is waiting, so it costs a
-futex wake-up and a context switch, and then a wait to get the GIL back.  Measured on a
-gunicorn ``gthread`` worker with 8 threads under ``wrk``: 76 futex calls and 41 context
-switches per reproxied 1 KiB request, 57 and 30 with the sockets below, and 12 % more
-requests per second (9-21 % for 64 KiB; see ``docs/performance.rst``).
+``ioctl`` every time; urllib3 sets a timeout before it sends and another before it reads,
+so a small file on a kept-alive connection took six system calls where two do the work.
+Each releases and retakes the GIL, which in a threaded server costs a futex wake-up and a
+context switch (measured under gunicorn ``gthread``: docs/performance.rst).
 
 :class:`KernelTimeoutSocket` keeps the descriptor blocking and hands the timeout to the
-kernel instead (``SO_RCVTIMEO`` / ``SO_SNDTIMEO``): a ``recv`` that waits longer fails
-with ``EAGAIN``, which it raises as the same :class:`TimeoutError` (``socket.timeout``)
-a standard socket raises, so urllib3 and ``http.client`` see no difference.
-``settimeout()`` only records the timeout; the kernel option is set before the next call
-that waits, and only if it changed.  The timeout then bounds each wait for progress
-rather than a whole ``sendall()`` -- what urllib3 documents its read timeout to be --
-and a signal that interrupts a wait starts the kernel's clock again (see the class).
-
-Only what the middleware's own pool connects is adopted, after the connection is made (the
-connect timeout keeps CPython's semantics), and only where :func:`kernel_timeouts_work`
-proves the platform keeps the option as set (Linux does; on Windows, which takes
-milliseconds, and wherever the probe fails, sockets stay standard).  TLS connections
-wrap the socket in an ``ssl.SSLSocket``, which applies the timeout the standard way.
+kernel (``SO_RCVTIMEO`` / ``SO_SNDTIMEO``): a ``recv`` that waits longer fails with
+``EAGAIN``, raised as the same :class:`TimeoutError` a standard socket raises, so urllib3
+and ``http.client`` see no difference.  ``settimeout()`` only records the timeout; the
+kernel option is set before the next call that waits, and only if it changed.  The
+timeout then bounds each wait for progress rather than a whole ``sendall()`` -- what
+urllib3 documents its read timeout to be.  A public subclass of ``socket.socket``: no
+private name is used.  Only what the middleware's own pool connects is adopted, after
+the connection is made (the connect timeout keeps CPython's semantics), and only where
+:func:`kernel_timeouts_work` proves the platform keeps the option as set (Linux does);
+TLS sockets apply the timeout the standard way.
 """
 
 from __future__ import annotations
