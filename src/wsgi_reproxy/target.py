@@ -9,7 +9,7 @@ continuation, R6.4).  Nothing here reads the body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from urllib3.response import BaseHTTPResponse
 
@@ -28,18 +28,20 @@ _SUCCESS_OTHER = frozenset({304, 412, 416})
 _NOT_THE_FILE = frozenset({412, 416})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Target:
     """A target's answer: the urllib3 response (body unread) and its framing.
+
+    Built once per answer by :meth:`answer`, which checks it; only ``first_chunk`` is
+    filled in afterwards, when the body's first piece has been read.
 
     :ivar has_body: a body is relayed (GET, not 204/304).
     :ivar length: its own ``Content-Length`` (checked: one run of digits), or None.
     :ivar content_range: ``(first, last, total)`` of a single-range 206, else None.
+    :ivar encoding: its ``Content-Encoding``, which a continuation must match;
+        ``encoded`` says whether it is a content coding at all (not ``identity``).
     :ivar expected_length: how many body bytes must arrive, or None when only the
         connection's end says (chunked without any other length, or an encoded body).
-    :ivar confirm_end: the length comes from the middleware, not the target's
-        ``Content-Length`` (which http.client enforces itself): its end must be confirmed.
-    :ivar encoding: its ``Content-Encoding``, which a continuation must match.
     :ivar stands_in_for_head: a GET asked because the target refused a HEAD; its body is
         never read.
     :ivar first_chunk: the body's first piece, read before the response starts.
@@ -52,6 +54,7 @@ class Target:
     length: int | None
     content_range: tuple[int, int, int] | None
     encoding: str | None
+    encoded: bool
     expected_length: int | None
     stands_in_for_head: bool = False
     first_chunk: bytes = field(default=b"", repr=False)
@@ -76,11 +79,11 @@ class Target:
         except UpstreamError as error:
             error.status = status
             raise
-        length = parse_content_length(response.headers.get("Content-Length"))  # checked
-        content_range = (
-            parse_content_range(response.headers.get("Content-Range")) if status == 206 else None
-        )
+        headers = response.headers
+        length = parse_content_length(headers.get("Content-Length"))  # checked above
+        content_range = parse_content_range(headers.get("Content-Range")) if status == 206 else None
         has_body = method != "HEAD" and status not in NO_BODY_STATUSES
+        encoded = is_encoded(response)
         target = cls(
             url,
             response,
@@ -88,18 +91,15 @@ class Target:
             has_body,
             length,
             content_range,
-            response.headers.get("Content-Encoding"),
+            headers.get("Content-Encoding"),
+            encoded,
             None,
             stands_in_for_head,
         )
         target._check_size(expected_size)
-        expected = target._expected_length(expected_size) if has_body else None
-        return target if expected is None else replace(target, expected_length=expected)
-
-    @property
-    def encoded(self) -> bool:
-        """Does the body carry a content coding?  Its lengths are then the encoded bytes'."""
-        return is_encoded(self.response)
+        if has_body:
+            target.expected_length = target._expected_length(expected_size)
+        return target
 
     @property
     def confirm_end(self) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 from urllib3.exceptions import HTTPError
@@ -155,7 +154,8 @@ class Upstream:
             target = Target.answer(
                 url, response, method, expected_size, stands_in_for_head=stands_in
             )
-            return replace(target, first_chunk=self._first_chunk(target, expected_size))
+            target.first_chunk = self._first_chunk(target, expected_size)
+            return target
         except UpstreamError:
             discard(response)
             raise

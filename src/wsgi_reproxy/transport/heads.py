@@ -38,7 +38,8 @@ __all__ = ["READ_BUFFER_SIZE", "HeadCutOff", "HeadResponse", "response_class"]
 # that read brings the head and under 8 KiB of body, so a 64 KiB file takes a second read
 # and reaches the server in two pieces.  With room for a head and a default chunk (64 KiB),
 # one read brings both when they arrived together -- nginx sends them so -- and the file
-# goes out in one write (what it gains: docs/performance.rst).  Plain HTTP only: over TLS each read returns one 16 KiB record.
+# goes out in one write (what it gains: docs/performance.rst).  Plain HTTP only: over
+# TLS each read returns one 16 KiB record.
 # A long body costs the same as before: once the buffer is empty, ``read1`` reads straight
 # into the piece it returns.  The price is memory: each response holds the buffer until
 # it is closed, so a download in progress holds 72 KiB besides its 64 KiB piece.
