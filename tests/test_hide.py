@@ -153,3 +153,35 @@ def test_502_to_head_has_no_body(refused_url, method):
     assert length > 0
     assert result.body == (b"" if method == "HEAD" else result.body)
     assert len(result.body) == (0 if method == "HEAD" else length)
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [["X-Accel-*"], ["X-Cache-?", "X-Accel-*"], ["*-Secret", "X-A[bc]-*"], ["x-*-id", "Server"]],
+)
+def test_hidden_headers_match_what_fnmatch_says(patterns):
+    """Prefix globs take a quicker path than the others: both must hide what fnmatch
+    matches, and nothing else."""
+    from fnmatch import fnmatchcase
+
+    names = [
+        "X-Accel-Buffering",
+        "X-Cache-1",
+        "X-Cache-10",
+        "X-Ab-1",
+        "X-Ad-1",
+        "My-Secret",
+        "x-amz-id",
+        "X-Request-Id",
+        "Server",
+        "Age",
+        "X-Accel",
+    ]
+    hidden = HiddenHeaders(patterns)
+    kept, _ = clean_target_headers([(name, "v") for name in names], hidden)
+    expected = [
+        name
+        for name in names
+        if not any(fnmatchcase(name.lower(), pattern.lower()) for pattern in patterns)
+    ]
+    assert [name for name, _ in kept] == expected
