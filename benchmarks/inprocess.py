@@ -7,6 +7,7 @@ three alike:
                  pays to fetch it: the in-process limit);
 ``reproxy``      a WSGI call of ``ReproxyMiddleware`` whose app answers ``X-Reproxy-Url``
                  for that file (no server: the middleware's own cost on top of ``bare``);
+``+ observer``   the same with ``observer=`` a ``PrometheusObserver`` (``--observer``);
 ``app``          the bare app on a path that is not enabled, and
 ``pass-through`` the same call through the middleware (the cost of being installed).
 
@@ -154,12 +155,29 @@ def embedded_storage(sizes: dict[str, int]) -> tuple[str, subprocess.Popen[str]]
     return f"http://127.0.0.1:{port}/files/", process
 
 
+def _observer(kind: str) -> Callable[[Any], object]:
+    """The '+ observer' case: a PrometheusObserver on a registry of its own, or nothing."""
+    if kind == "noop":
+        return lambda report: None
+    from prometheus_client import CollectorRegistry
+
+    from wsgi_reproxy.prometheus import PrometheusObserver
+
+    return PrometheusObserver(registry=CollectorRegistry())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--storage", help="base URL of the files (NAME.bin under it)")
     parser.add_argument("--sizes", default="1k,64k,1m", help="from " + ",".join(SIZES))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=300, help="per round and case")
+    parser.add_argument(
+        "--observer",
+        choices=["prometheus", "noop"],
+        default="prometheus",
+        help="the observer= of the '+ observer' case (prometheus needs prometheus_client)",
+    )
     args = parser.parse_args(argv)
     sizes = {name: SIZES[name] for name in args.sizes.split(",")}
     process = None
@@ -169,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     pool = urllib3.PoolManager(retries=False)
     app = make_app(storage)
     middleware = ReproxyMiddleware(app, allow=["/r/"], preserve=["Content-Type"])
+    observed = ReproxyMiddleware(
+        app, allow=["/r/"], preserve=["Content-Type"], observer=_observer(args.observer)
+    )
     try:
         print(
             f"storage {storage}  ({os.cpu_count()} cores, {args.rounds} rounds x "
@@ -192,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     f"bare urllib3 {size}": lambda u=url: bare_download(pool, u),
                     f"reproxy {size}": lambda s=size: wsgi_call(middleware, f"/r/{s}.bin"),
+                    f"+ observer {size}": lambda s=size: wsgi_call(observed, f"/r/{s}.bin"),
                 },
                 args.requests,
                 args.rounds,

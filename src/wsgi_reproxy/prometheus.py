@@ -18,7 +18,7 @@ middleware's :func:`~wsgi_reproxy.report.notify` logs it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -63,6 +63,9 @@ class PrometheusObserver:
 
     __slots__ = (
         "_attempts",
+        "_by_attempt",
+        "_by_cache",
+        "_by_outcome",
         "_bytes",
         "_cache",
         "_first_byte",
@@ -91,33 +94,45 @@ class PrometheusObserver:
             registry=None,
             buckets=FIRST_BYTE_BUCKETS,
         )
-        # Every series exists from the start, at 0, so rate() and alerts see the first one.
-        for outcome in REQUEST_OUTCOMES:
-            self._requests.labels(outcome)
-        for outcome in ATTEMPT_OUTCOMES:
-            self._attempts.labels(outcome)
+        # Every outcome's series exists from the start, at 0, so rate() and alerts see the
+        # first one; each labelled child is looked up once, not per request.
+        self._by_outcome = {o: self._requests.labels(o) for o in REQUEST_OUTCOMES}
+        self._by_attempt = {o: self._attempts.labels(o) for o in ATTEMPT_OUTCOMES}
+        self._by_cache: dict[str, Counter] = {}  # created when first seen: no cache, no series
         metrics = (self._requests, self._attempts, self._resumes, self._bytes, self._first_byte)
         _register(REGISTRY if registry is None else registry, [*metrics, self._cache], namespace)
 
     def __call__(self, report: ReproxyReport) -> None:
-        """Count one finished report; :exc:`ValueError` if a value is outside the fixed sets."""
-        outcomes = [attempt.outcome for attempt in report.attempts]
-        _check(report.outcome, REQUEST_OUTCOMES, "outcome")
-        for outcome in outcomes:
-            _check(outcome, ATTEMPT_OUTCOMES, "attempt outcome")
-        if report.cache is not None:
-            _check(report.cache, CACHE_RESULTS, "cache")
+        """Count one finished report; :exc:`ValueError` if a value is outside the fixed sets
+        (checked before anything is counted)."""
+        request = _child(self._by_outcome, report.outcome, "outcome")
+        attempts = [
+            _child(self._by_attempt, attempt.outcome, "attempt outcome")
+            for attempt in report.attempts
+        ]
+        cache = None if report.cache is None else self._cache_child(report.cache)
         if report.bytes < 0:
             raise ValueError(f"report bytes {report.bytes!r} is negative")
-        self._requests.labels(report.outcome).inc()
-        for outcome in outcomes:
-            self._attempts.labels(outcome).inc()
-        if report.cache is not None:
-            self._cache.labels(report.cache).inc()
-        self._resumes.inc(report.resumes)
+        request.inc()
+        for attempt in attempts:
+            attempt.inc()
+        if cache is not None:
+            cache.inc()
+        resumes = report.resumes
+        if resumes:
+            self._resumes.inc(resumes)
         self._bytes.inc(report.bytes)
         if report.first_byte_seconds is not None:
             self._first_byte.observe(report.first_byte_seconds)
+
+    def _cache_child(self, result: object) -> Counter:
+        """The cache series of ``result``, created when first seen (no cache, no series)."""
+        if result not in CACHE_RESULTS or not isinstance(result, str):
+            raise ValueError(f"report cache {result!r} is not one of {', '.join(CACHE_RESULTS)}")
+        child = self._by_cache.get(result)
+        if child is None:
+            child = self._by_cache[result] = self._cache.labels(result)
+        return child
 
     def __repr__(self) -> str:
         return f"PrometheusObserver(namespace={self.namespace!r})"
@@ -140,6 +155,8 @@ def _register(registry: CollectorRegistry, metrics: list[Collector], namespace: 
         ) from exc
 
 
-def _check(value: object, allowed: Sequence[str], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"report {what} {value!r} is not one of {', '.join(allowed)}")
+def _child(children: Mapping[str, Counter], value: object, what: str) -> Counter:
+    """The labelled series for ``value``: only the fixed label values have one."""
+    if isinstance(value, str) and value in children:
+        return children[value]
+    raise ValueError(f"report {what} {value!r} is not one of {', '.join(children)}")
