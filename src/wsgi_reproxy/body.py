@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import ReadTimeoutError
 
 from .closing import close_iterable
-from .errors import UpstreamBodyError
+from .errors import UpstreamBodyError, UpstreamError
+from .failures import upstream_errors
 from .report import Outcome, ReproxyReport
 from .resume import NoResume, Resumer
 from .target import Target
@@ -130,16 +131,17 @@ class ReproxyBody:
         expected = self._target.expected_length
         confirm_end = self._target.confirm_end
         try:
-            for chunk in self._chunks():
-                sent = self._sent + len(chunk)
-                if expected is not None and sent > expected:
-                    self._abort(f"more than the {expected} bytes expected")
-                if sent == expected and confirm_end:
-                    self._nothing_follows(expected)
-                self._sent = sent
-                yield chunk
-        except (HTTPError, OSError) as error:
-            raise _Broken(f"{type(error).__name__}: {error}") from error
+            with upstream_errors(self.url):
+                for chunk in self._chunks():
+                    sent = self._sent + len(chunk)
+                    if expected is not None and sent > expected:
+                        self._abort(f"more than the {expected} bytes expected")
+                    if sent == expected and confirm_end:
+                        self._nothing_follows(expected)
+                    self._sent = sent
+                    yield chunk
+        except UpstreamError as error:
+            raise _Broken(error.reason) from error
         if expected is not None and self._sent != expected:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")
 

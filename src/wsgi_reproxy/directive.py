@@ -38,7 +38,6 @@ __all__ = [
 
 URL_HEADER = "x-reproxy-url"
 SIZE_HEADER = "x-reproxy-expected-size"
-REPROXY_PREFIX = "x-reproxy-"
 
 # Split on SP, HT, CR, LF and FF only: str.split() would also split on U+0085, U+00A0 ...
 # which are not separators in an HTTP header (SPEC R4.1).

@@ -15,7 +15,7 @@ import re
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
-from .headers import FRAMING
+from .headers import FRAMING, NO_BODY_STATUSES
 
 __all__ = [
     "check_framing",
@@ -83,7 +83,7 @@ def is_encoded(response: BaseHTTPResponse) -> bool:
 def _has_body(response: BaseHTTPResponse, method: str) -> bool:
     # HEAD, 204 and 304 answers end at their blank line whatever their headers say
     # (RFC 9112 §6.3): nothing of theirs is framed, so nothing can be framed wrong.
-    return method != "HEAD" and response.status not in (204, 304)
+    return method != "HEAD" and response.status not in NO_BODY_STATUSES
 
 
 def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> None:

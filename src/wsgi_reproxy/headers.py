@@ -13,7 +13,11 @@ from typing import Any
 
 __all__ = [
     "FRAMING",
+    "GLOB_CHARS",
     "HOP_BY_HOP",
+    "NO_BODY_STATUSES",
+    "REPROXY_PREFIX",
+    "TARGETS_OWN_ANSWERS",
     "HiddenHeaders",
     "clean_target_headers",
     "is_multipart_ranges",
@@ -44,8 +48,13 @@ HOP_BY_HOP = frozenset(
 # Headers that describe the bytes on the wire: they can only come from the target that sent
 # those bytes (SPEC R4.4), never from the app's discarded body.
 FRAMING = frozenset({"content-length", "transfer-encoding", "content-range", "content-encoding"})
-# The target's answers to the client's own conditions whose body is not the file (R6.7).
+# Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
+NO_BODY_STATUSES = frozenset({204, 304})
+# The target's answers to the client's own conditions, whose body is not the file: not
+# held to the expected size, never given the app's preserved headers (R5.3, R6.7).
 TARGETS_OWN_ANSWERS = frozenset({412, 416})
+# A rule or a header pattern with one of these is a glob (fnmatch).
+GLOB_CHARS = frozenset("*?[")
 NEVER_FORWARDED = frozenset({"host", "cookie", "authorization"}) | HOP_BY_HOP
 REPROXY_PREFIX = "x-reproxy-"
 
@@ -92,9 +101,6 @@ def _clean_value(value: str) -> str | None:
     return None if _CONTROL.search(value) else value
 
 
-_GLOB_CHARS = frozenset("*?[")
-
-
 class HiddenHeaders:
     """``hide=``: target headers never relayed, by name or glob, case-insensitive (R6.7).
 
@@ -107,11 +113,11 @@ class HiddenHeaders:
     def __init__(self, patterns: Iterable[str] = ()) -> None:
         self.patterns = tuple(patterns)
         lowered = [pattern.lower() for pattern in self.patterns]
-        globs = [pattern for pattern in lowered if _GLOB_CHARS.intersection(pattern)]
+        globs = [pattern for pattern in lowered if GLOB_CHARS.intersection(pattern)]
         self.drop = HOP_BY_HOP | frozenset(lowered).difference(globs)
         # "X-Accel-*", the usual glob, is a prefix: str.startswith, cheaper than a regex.
         self.prefixes = tuple(
-            g[:-1] for g in globs if g.endswith("*") and not _GLOB_CHARS.intersection(g[:-1])
+            g[:-1] for g in globs if g.endswith("*") and not GLOB_CHARS.intersection(g[:-1])
         )
         others = [g for g in globs if not (g.endswith("*") and g[:-1] in self.prefixes)]
         self.glob = re.compile("|".join(translate(g) for g in others)).match if others else None
@@ -191,7 +197,7 @@ def merge_preserved(
         elif from_app[lowered]:
             merged.extend(from_app[lowered])
             from_app[lowered] = []
-    if status not in (204, 304):
+    if status not in NO_BODY_STATUSES:
         for values in from_app.values():
             merged.extend(values)
     return merged

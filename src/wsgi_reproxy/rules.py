@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeAlias
 
 from .config import ensure_collection, one_argument_callable
+from .headers import GLOB_CHARS
 
 __all__ = ["Rule", "RuleSet", "compile_rules", "ensure_collection", "request_path"]
 
@@ -27,7 +28,6 @@ Environ: TypeAlias = Mapping[str, Any]
 Rule: TypeAlias = "str | re.Pattern[str] | Callable[[dict[str, Any]], bool]"
 Predicate: TypeAlias = Callable[[Environ, str], bool]
 
-_GLOB_CHARS = frozenset("*?[")
 # What a regular expression written as a plain string gives itself away by: such a rule
 # would be a prefix or glob that never matches (R7.3).
 _REGEX_SIGNS = re.compile(r"^\^|\$$|\.[*+]|\\")
@@ -72,7 +72,7 @@ def _check_string(rule: str, option: str) -> None:
 def _compile_one(rule: object, option: str) -> Predicate:
     if isinstance(rule, str):
         _check_string(rule, option)
-        return _glob(rule) if _GLOB_CHARS.intersection(rule) else _prefix(rule)
+        return _glob(rule) if GLOB_CHARS.intersection(rule) else _prefix(rule)
     if isinstance(rule, re.Pattern):
         if not isinstance(rule.pattern, str):
             raise TypeError(f"{option}: regex rules must be str patterns, not {rule!r}")

@@ -15,17 +15,13 @@ from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
 from .framing import check_framing, is_encoded, parse_content_length, parse_content_range
-from .headers import is_multipart_ranges
+from .headers import NO_BODY_STATUSES, TARGETS_OWN_ANSWERS, is_multipart_ranges
 
-__all__ = ["NO_BODY_STATUSES", "Target"]
+__all__ = ["Target"]
 
-# Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
-NO_BODY_STATUSES = frozenset({204, 304})
 # The client's own conditional or range answers are successes: relay them (SPEC R5.3).
 # If-Match and If-Unmodified-Since are forwarded, so their 412 is the client's too (nginx).
 _SUCCESS_OTHER = frozenset({304, 412, 416})
-# Answers about the request, whose lengths are not the file's: no expected-size check.
-_NOT_THE_FILE = frozenset({412, 416})
 
 
 @dataclass(slots=True, eq=False)
@@ -121,7 +117,7 @@ class Target:
     def _check_size(self, expected_size: int | None) -> None:
         """``X-Reproxy-Expected-Size`` against the lengths the head announces (R4.1)."""
         status = self.status
-        if expected_size is None or status in NO_BODY_STATUSES or status in _NOT_THE_FILE:
+        if expected_size is None or status in NO_BODY_STATUSES or status in TARGETS_OWN_ANSWERS:
             return
         if status == 206 and is_multipart_ranges(self.response.headers.iteritems()):
             return  # several ranges: no Content-Range of its own holds the total (§14.6)
