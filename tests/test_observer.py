@@ -8,6 +8,7 @@ and an observer that raises never reaches the request.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -172,3 +173,61 @@ def test_pass_through_has_no_report():
 def test_observer_must_take_the_report(observer):
     with pytest.raises(TypeError, match="observer"):
         ReproxyMiddleware(BackendApp(), observer=observer)
+
+
+def test_an_attempt_whose_body_broke_before_it_began_keeps_its_status(scripted, file_server):
+    """R7.4: a head came (200), then the connection closed before any body byte: the
+    attempt failed with the status it answered, and its time to that head."""
+    head = response_head("200 OK", [("Content-Type", "a/b"), ("Content-Length", "100")])
+    dying = scripted(respond(head))
+    reports = Reports()
+    good = file_server.url("/files/small.txt")
+    result = call(_mw(reproxy_app(dying.url("/f"), good), reports), "/r/f")
+    assert result.body == FILES["small.txt"]
+    first, second = reports[0].attempts
+    assert (first.status, first.outcome) == (200, "failed")
+    assert first.reason.startswith("body broke before its first byte")
+    assert first.seconds is not None
+    assert (second.status, second.outcome) == (200, "served")
+
+
+def test_an_attempt_without_a_head_has_no_time_to_it(refused_url, file_server):
+    """R7.4: ``seconds`` is the time to the response head: None when none came."""
+    reports = Reports()
+    app = reproxy_app(refused_url, file_server.url("/files/small.txt"))
+    call(_mw(app, reports), "/r/f")
+    refused, served = reports[0].attempts
+    assert refused.seconds is None
+    assert served.seconds is not None
+
+
+def test_the_time_to_the_head_leaves_the_body_out(scripted):
+    """R7.4: a head at once and the first body byte later: the attempt's seconds is the
+    head's time, the report's first_byte_seconds includes the wait for the body."""
+
+    def late_body(conn, server):
+        if server.read_request(conn):
+            conn.sendall(
+                response_head("200 OK", [("Content-Type", "a/b"), ("Content-Length", "2")])
+            )
+            time.sleep(0.5)
+            conn.sendall(b"ok")
+
+    reports = Reports()
+    result = call(_mw(reproxy_app(scripted(late_body).url("/f")), reports), "/r/f")
+    assert result.body == b"ok"
+    [attempt] = reports[0].attempts
+    # the body came 0.5 s after the head: the head's time must leave that wait out
+    assert reports[0].first_byte_seconds - attempt.seconds >= 0.25
+
+
+def test_the_first_piece_is_not_kept_once_sent(file_server):
+    """The body holds its first piece until it is sent, and no longer (memory per
+    download: one piece)."""
+    mw = _mw(reproxy_app(file_server.url("/files/1m.bin")), None, chunk_size=65536)
+    body = mw(make_environ("/r/f"), lambda status, headers, exc_info=None: None)
+    chunks = iter(body)
+    next(chunks)
+    assert body._target.first_chunk == b""
+    assert body._first == b""
+    body.close()

@@ -236,3 +236,30 @@ def test_hide_as_a_string():
 def test_comma_separated_hide_is_refused():
     with pytest.raises(ValueError, match="is not a header name or glob"):
         ReproxyMiddleware(BACKEND, **options_from_strings({"hide": "Server, X-Pad"}))
+
+
+def observe(report):
+    """An observer the ini test below names: ``observer = test_paste:observe``."""
+
+
+class Observing:
+    """An observer class: PasteDeploy's ``observer`` makes one instance of it."""
+
+    def __call__(self, report):
+        pass
+
+
+def test_observer_as_a_string():
+    """R1.1: observer = module:attribute; a class is instantiated, once."""
+    assert options_from_strings({"observer": "test_paste:observe"})["observer"] is observe
+    assert options_from_strings({"observer": "call:test_paste:observe"})["observer"] is observe
+    made = options_from_strings({"observer": "test_paste:Observing"})["observer"]
+    assert isinstance(made, Observing)
+    assert options_from_strings({"observer": ""})["observer"] is None
+    mw = ReproxyMiddleware(BACKEND, **options_from_strings({"observer": "test_paste:observe"}))
+    assert mw.observer is observe
+
+
+def test_observer_that_cannot_be_imported_is_refused():
+    with pytest.raises(ValueError, match="observer: cannot import 'no_such_module:x'"):
+        options_from_strings({"observer": "no_such_module:x"})

@@ -90,7 +90,7 @@ class ReproxyBody:
     ) -> None:
         self._target = target
         self._response = target.response
-        self._first = target.first_chunk
+        self._first, target.first_chunk = target.first_chunk, b""  # held here, once
         self.url = target.url
         self._chunk_size = chunk_size
         self._app_iterable = app_iterable

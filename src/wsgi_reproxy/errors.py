@@ -48,6 +48,7 @@ class UpstreamError(ReproxyError):
         self.reason = reason
         self.timed_out = timed_out
         self.status = status  # the target's, when it answered
+        self.seconds: float | None = None  # to the target's response head, when one came
 
     @property
     def attempt(self) -> Attempt:

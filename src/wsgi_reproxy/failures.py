@@ -24,7 +24,7 @@ from urllib3.exceptions import (
 
 from .errors import UpstreamError
 
-__all__ = ["as_upstream_error", "closed_under_us", "is_timeout", "upstream_errors"]
+__all__ = ["answered", "as_upstream_error", "closed_under_us", "is_timeout", "upstream_errors"]
 
 
 def is_timeout(error: BaseException) -> bool:
@@ -65,3 +65,11 @@ def upstream_errors(url: str, stage: str = "") -> Iterator[None]:
         yield
     except (HTTPError, OSError) as error:
         raise as_upstream_error(url, error, stage) from error
+
+
+def answered(error: UpstreamError, status: int, head_seconds: float) -> None:
+    """``error`` is that of a URL whose response head came: its status and time go in the
+    report even when the body broke before it began (R7.4)."""
+    if error.status is None:
+        error.status = status
+    error.seconds = head_seconds

@@ -15,6 +15,7 @@ Every constructor option can be given as a string::
     refuse_local = false
     pool_maxsize = 32
     hide = Server X-Pad X-Accel-* X-Amz-*
+    observer = wsgi_reproxy.prometheus:PrometheusObserver
 
 Lists are whitespace-separated.  A rule written ``re:PATTERN`` is a regex; one written
 ``call:package.module:function`` is a callable rule imported by name.  ``timeout`` is a
@@ -109,6 +110,22 @@ def _words(value: str, option: str) -> list[str]:
     return value.split()
 
 
+def _observer(value: str, option: str) -> object:
+    """``observer = wsgi_reproxy.prometheus:PrometheusObserver``: the object named
+    ``module:attribute`` (``call:`` in front is allowed, as for rules), or an instance of
+    it when it is a class -- an observer is called with each report, a class would only
+    be constructed with it.  Empty: no observer."""
+    name = value.strip().removeprefix("call:")
+    if not name:
+        return None
+    module_name, _, attribute = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"{option}: cannot import {value.strip()!r}: {error}") from None
+    return found() if isinstance(found, type) else found
+
+
 # Every option an ini file may set, and how its string becomes the constructor's value.
 _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "allow": _rules,
@@ -117,6 +134,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "forward": _words,
     "upstream_hosts": _words,
     "hide": _words,
+    "observer": _observer,
     "timeout": _timeout,
     "chunk_size": _size,
     "max_urls": _integer,

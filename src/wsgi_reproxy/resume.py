@@ -20,11 +20,13 @@ proven to be the same bytes, and the response is aborted as SPEC R6.4 says.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import AllUpstreamsFailed, UpstreamError
+from .failures import answered
 from .report import ReproxyReport
 from .target import Target
 
@@ -92,18 +94,22 @@ class Resumer:
 
     def _proven(self, url: str, headers: Mapping[str, str], start: int) -> Target:
         """The URL's answer, if it provably holds bytes ``start..last`` of the same file."""
+        started = time.monotonic()
         response = self.upstream.open(url, "GET", headers)
+        head_seconds = time.monotonic() - started
         try:
             if response.status != 206:
                 raise UpstreamError(
                     url, f"status {response.status}, not 206", status=response.status
                 )
             target = Target.answer(url, response, "GET", None)
+            target.head_seconds = head_seconds
             self._check(target, start)
             return target
-        except UpstreamError:
+        except UpstreamError as error:
             response.close()
             response.release_conn()
+            answered(error, response.status, head_seconds)
             raise
 
     def _check(self, target: Target, start: int) -> None:

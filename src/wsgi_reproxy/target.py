@@ -40,7 +40,8 @@ class Target:
         connection's end says (chunked without any other length, or an encoded body).
     :ivar stands_in_for_head: a GET asked because the target refused a HEAD; its body is
         never read.
-    :ivar first_chunk: the body's first piece, read before the response starts.
+    :ivar first_chunk: the body's first piece, read before the response starts (the
+        body takes it and empties it).
     """
 
     url: str
@@ -54,6 +55,7 @@ class Target:
     expected_length: int | None
     stands_in_for_head: bool = False
     first_chunk: bytes = field(default=b"", repr=False)
+    head_seconds: float | None = None  # from the request to the response head
 
     @classmethod
     def answer(

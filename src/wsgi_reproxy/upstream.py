@@ -20,7 +20,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry
 
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
-from .failures import as_upstream_error, closed_under_us, upstream_errors
+from .failures import answered, as_upstream_error, closed_under_us, upstream_errors
 from .headers import upstream_request_headers
 from .report import AttemptReport, ReproxyReport
 from .settings import Settings
@@ -81,16 +81,16 @@ class Upstream:
         ``AllUpstreamsFailed`` when none did."""
         failures: list[Attempt] = []
         for index, url in enumerate(urls):
-            started = time.monotonic()
             try:
                 result = attempt(url)
             except UpstreamError as error:
                 log.warning(failed_log, url, error.reason)
                 failures.append(error.attempt)
-                report.attempts.append(_failed(error, time.monotonic() - started))
+                report.attempts.append(_failed(error))
                 continue
-            seconds = time.monotonic() - started
-            report.attempts.append(AttemptReport(url, result.status, served, seconds=seconds))
+            report.attempts.append(
+                AttemptReport(url, result.status, served, seconds=result.head_seconds)
+            )
             return index, result
         raise AllUpstreamsFailed(failures)
 
@@ -144,20 +144,24 @@ class Upstream:
     def _attempt(
         self, url: str, method: str, headers: Mapping[str, str], expected_size: int | None
     ) -> Target:
+        started = time.monotonic()
         response = self.open(url, method, headers)
         stands_in = method == "HEAD" and response.status in HEAD_REFUSED
         if stands_in:
             log.debug("reproxy: %r refused HEAD (%d); asking with GET", url, response.status)
             discard(response)
             response = self.open(url, "GET", headers)
+        head_seconds = time.monotonic() - started
         try:
             target = Target.answer(
                 url, response, method, expected_size, stands_in_for_head=stands_in
             )
+            target.head_seconds = head_seconds
             target.first_chunk = self._first_chunk(target, expected_size)
             return target
-        except UpstreamError:
+        except UpstreamError as error:
             discard(response)
+            answered(error, response.status, head_seconds)
             raise
 
     def _first_chunk(self, target: Target, expected_size: int | None) -> bytes:
@@ -177,7 +181,7 @@ class Upstream:
         return read_small_body(target, first, expected_size, self.chunk_size, self.timeout)
 
 
-def _failed(error: UpstreamError, seconds: float) -> AttemptReport:
+def _failed(error: UpstreamError) -> AttemptReport:
     return AttemptReport(
-        error.url, error.status, "failed", error.reason, error.timed_out, seconds=seconds
+        error.url, error.status, "failed", error.reason, error.timed_out, seconds=error.seconds
     )
