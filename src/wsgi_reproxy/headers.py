@@ -1,7 +1,5 @@
-"""Header rules, as pure functions over ``[(name, value), ...]`` lists (SPEC R5.2, R6.2).
-
-Nothing here sees a socket or an environ, so each rule is a table-driven test.
-"""
+"""Header rules, as pure functions over ``[(name, value), ...]`` lists (SPEC R5.2, R6.2):
+nothing here sees a socket or an environ, so each rule is a table-driven test."""
 
 from __future__ import annotations
 
