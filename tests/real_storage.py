@@ -19,7 +19,6 @@ import grp
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from wsgi_servers import free_port
+from wsgi_servers import free_port, stop_process
 
 APACHE_MODULE_DIRS = [
     "/usr/lib/apache2/modules",
@@ -229,13 +228,7 @@ class StorageProcess:
 
     def stop(self) -> None:
         """SIGTERM by PID (SIGKILL if it lingers), then remove the directory."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process)
         if not self._output.closed:
             self._output.close()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -88,6 +88,18 @@ def uwsgi_binary() -> str:
     return str(beside_python) if beside_python.exists() else shutil.which("uwsgi") or "uwsgi"
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's group (it was started in a session of its own), SIGKILL
+    if it lingers: nothing it started outlives the test."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
 class ServerProcess:
     """``kind`` serving ``app`` (``module:callable``) from ``chdir``, answering on ``base``."""
 
@@ -142,13 +154,7 @@ class ServerProcess:
         return Path(self._log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process)
         self._log.close()
 
     def __enter__(self) -> ServerProcess:
