@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,7 @@ import urllib3
 import wsgi_reproxy
 from wsgi_reproxy import AttemptReport, ReproxyReport
 from wsgi_reproxy.report import REPORT_ENVIRON_KEY, notify
-from wsgi_servers import free_port
+from wsgi_servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -295,12 +294,7 @@ def gunicorn_with_recipe(tmp_path, request) -> Iterator[tuple[str, Path, Path]]:
         wait_until(lambda: answers(base), what=lambda: errors.read_text())
         yield base, access, errors
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process(process)
 
 
 def answers(base: str) -> bool:
