@@ -1,17 +1,15 @@
 """The connection and pool classes of the middleware's own ``PoolManager`` (speed, SPEC R5).
 
 urllib3's classes, through the extension points urllib3 itself uses for its SOCKS support
-(``ConnectionCls``, ``response_class``, ``_new_conn``) and the public
-``HTTPConnection.request``, with three changes:
+(``ConnectionCls``, and ``response_class``, which http.client reads but does not
+document: python/cpython#57665) and the public ``HTTPConnection.request``, with two
+changes:
 
 * the request target goes out exactly as the app wrote it (:class:`ExactTargetConnection`,
   SPEC R5.5), where urllib3 would upper-case its escapes;
-
-* response heads are read by :class:`wsgi_reproxy.transport.heads.HeadResponse`, without the
-  ``email`` parser for plain header blocks;
-* a plain-HTTP connection's socket becomes a
-  :class:`wsgi_reproxy.transport.sockets.KernelTimeoutSocket` once connected, so that its timeouts
-  cost no ``poll()`` and ``ioctl()`` per request.
+* response heads are read by :class:`wsgi_reproxy.transport.heads.HeadResponse`: bounded as
+  a whole, every interim response skipped, a head cut off refused, a 64 KiB body in the
+  same read.
 
 A plain ``PoolManager`` passed to the middleware as ``pool=`` keeps urllib3's own classes;
 a :class:`wsgi_reproxy.ReproxyPoolManager` passed in uses these.
@@ -20,7 +18,6 @@ a :class:`wsgi_reproxy.ReproxyPoolManager` passed in uses these.
 from __future__ import annotations
 
 import http.client
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,8 +25,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..request_target import TARGET_KEY, TargetMismatch, upper_escapes
-from .heads import response_class
-from .sockets import adopt
+from .heads import HeadResponse
 
 __all__ = [
     "ExactTargetConnection",
@@ -71,17 +67,11 @@ class ExactTargetConnection(HTTPConnection):
 
 
 class ReproxyHTTPConnection(ExactTargetConnection):
-    response_class: type[http.client.HTTPResponse] = response_class()
-
-    def _new_conn(self) -> socket.socket:
-        return adopt(super()._new_conn())
+    response_class: type[http.client.HTTPResponse] = HeadResponse
 
 
 class ReproxyHTTPSConnection(ExactTargetConnection, HTTPSConnection):
-    """TLS: exact targets and the quick head parser (``ssl.SSLSocket`` applies timeouts its
-    own way, so its socket is not adopted)."""
-
-    response_class: type[http.client.HTTPResponse] = response_class()
+    response_class: type[http.client.HTTPResponse] = HeadResponse
 
 
 class ReproxyHTTPConnectionPool(HTTPConnectionPool):

@@ -1,66 +1,47 @@
-"""Reading a target's response head: quicker, and bounded (SPEC R5).
+"""Reading a target's response head: bounded, every interim response skipped, a head cut
+off refused, and a small body in the same read (SPEC R5).
 
-:class:`HeadResponse` is ``http.client.HTTPResponse`` with ``begin()`` redone step by
-step, for the connections of the middleware's own pool (:mod:`.connections`); urllib3
-does everything else as usual.  What differs from the standard library, and why:
+:class:`HeadResponse` is ``http.client.HTTPResponse`` with its own ``begin()`` left to
+do the parsing; it only watches the reads under it (:class:`~.head_watch.HeadWatch`)
+and calls it again after an interim response.  Public names only: the socket's
+``makefile()`` and ``settimeout()``, ``begin()``, and the attributes ``begin()`` sets.
+What differs from the standard library, and why:
 
-* a plain header block is parsed without the ``email`` package (:mod:`.header_block`),
-  the largest single cost of a small file's request (docs/performance.rst);
-* the read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`), so that a
-  small file arrives in the same system call as its head and leaves in one piece;
-* the head as a whole is bounded (:class:`HeadDeadline`): after its first read, the
-  rest must come within one more read timeout, or a target trickling it byte by byte
-  would hold the request for as long as it liked;
-* every interim (1xx) response is skipped, where http.client returns a ``103 Early
-  Hints`` as the answer; and a head cut off by the connection's end raises
-  :class:`HeadCutOff`, where http.client takes the lines so far for the whole head.
+* the head as a whole is bounded: after its first read, the rest must come within one
+  more read timeout;
+* every interim (1xx) response is skipped -- http.client skips ``100 Continue`` only and
+  returns a ``103 Early Hints`` as the answer (RFC 9110 §15.2 allows any number);
+* a head cut off by the connection's end raises :class:`HeadCutOff`, where http.client
+  takes the lines so far for the whole head, and a target that died there for a
+  complete, empty response;
+* the read buffer holds a head and a 64 KiB body (:data:`READ_BUFFER_SIZE`).
 
-It relies on two private names of http.client (``_read_status``, ``_check_close``) and
-on ``socket.SocketIO``'s ``_sock``: without the first two, :func:`response_class` gives
-the standard class; without ``_sock``, the head is read without its deadline; should a
-newer ``begin()`` take arguments this class does not know (or debug output be asked
-for), it runs the standard library's own.  ``tests/test_heads.py`` holds it against the
-standard library.
+``tests/test_heads.py`` holds it against the standard library.
 """
 
 from __future__ import annotations
 
 import http.client
-from typing import TYPE_CHECKING, Any
+import io
+from typing import Any
 
-from .head_deadline import HeadDeadline
-from .header_block import limit, parse_any_headers, parse_plain_headers, read_header_lines
+from .head_watch import HeadWatch
 
-__all__ = ["READ_BUFFER_SIZE", "HeadCutOff", "HeadResponse", "response_class"]
+__all__ = ["MAX_INTERIM_RESPONSES", "READ_BUFFER_SIZE", "HeadCutOff", "HeadResponse"]
 
 
 # The first read of a response fills http.client's read buffer.  With its default 8 KiB
 # that read brings the head and under 8 KiB of body, so a 64 KiB file takes a second read
 # and reaches the server in two pieces.  With room for a head and a default chunk (64 KiB),
 # one read brings both when they arrived together -- nginx sends them so -- and the file
-# goes out in one write (what it gains: docs/performance.rst).  Plain HTTP only: over
-# TLS each read returns one 16 KiB record.
-# A long body costs the same as before: once the buffer is empty, ``read1`` reads straight
-# into the piece it returns.  The price is memory: each response holds the buffer until
-# it is closed, so a download in progress holds 72 KiB besides its 64 KiB piece.
+# goes out in one write (docs/performance.rst).  Plain HTTP only: over TLS each read
+# returns one 16 KiB record.  Once the buffer is empty, ``read1`` reads straight into the
+# piece it returns; the price is 72 KiB held by each open response.
 READ_BUFFER_SIZE = 72 * 1024
 
-
-class _LargeReadBuffer:
-    """What ``HTTPResponse.__init__`` uses of its socket, ``makefile("rb")``, with a read
-    buffer of :data:`READ_BUFFER_SIZE` instead of ``io.DEFAULT_BUFFER_SIZE``."""
-
-    __slots__ = ("_sock",)
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-
-    def makefile(self, mode: str) -> Any:
-        return self._sock.makefile(mode, buffering=READ_BUFFER_SIZE)
-
-    def __getattr__(self, name: str) -> Any:
-        # anything else a future http.client might ask of the socket: the socket's own
-        return getattr(self._sock, name)
+# A server sending "102 Processing" forever must not hold the thread (CPython gh-150743
+# bounds 100 Continue the same way).
+MAX_INTERIM_RESPONSES = 100
 
 
 class HeadCutOff(http.client.HTTPException):
@@ -69,139 +50,67 @@ class HeadCutOff(http.client.HTTPException):
     response had begun), so the request is not sent again."""
 
 
-def _cut(error: ConnectionError, where: str) -> str:
-    how = "closed" if isinstance(error, http.client.RemoteDisconnected) else "was reset"
-    return f"the connection {how} {where}"
+class _Buffered:
+    """What ``HTTPResponse.__init__`` uses of its socket, ``makefile("rb")``: a reader of
+    :data:`READ_BUFFER_SIZE` over the :class:`HeadWatch`."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: HeadWatch) -> None:
+        self._watch = watch
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self._watch, READ_BUFFER_SIZE)
 
 
 class HeadResponse(http.client.HTTPResponse):
-    """``http.client.HTTPResponse`` whose plain header blocks skip the email parser, read
-    through a buffer large enough for a head and a 64 KiB body in one system call."""
-
-    if TYPE_CHECKING:  # http.client's private parts that begin() uses, as CPython has them
-        _method: str | None
-
-        def _read_status(self) -> tuple[str, int, str]: ...
-
-        def _check_close(self) -> bool: ...
+    """``http.client.HTTPResponse`` that bounds its head, skips every interim response,
+    refuses a head cut off, and reads through a buffer that holds a 64 KiB body."""
 
     def __init__(
         self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None
     ) -> None:
-        super().__init__(_LargeReadBuffer(sock), debuglevel, method, url)  # type: ignore[arg-type]
+        self._watch = HeadWatch(sock)
+        super().__init__(_Buffered(self._watch), debuglevel, method, url)  # type: ignore[arg-type]
+        self._unknown_status = self.status  # what __init__ leaves until a status line is read
 
-    def begin(self, *args: Any, _max_headers: int | None = None, **kwargs: Any) -> None:
-        """http.client's ``begin()``; ``_max_headers`` is Python 3.15's per-connection
-        header limit (``HTTPConnection.max_response_headers``), honoured the same way."""
-        if args or kwargs or self.debuglevel:
-            # a newer http.client with options this copy does not know, or debug output
-            if _max_headers is not None:  # pragma: no cover - only Python 3.15+ passes it
-                kwargs["_max_headers"] = _max_headers
-            super().begin(*args, **kwargs)
-            return
+    def begin(self, *args: Any, **kwargs: Any) -> None:
         if self.headers is not None:
-            return  # already started
-        raw = getattr(self.fp, "raw", None)
-        sock = getattr(raw, "_sock", None)  # socket.SocketIO's: what its reads call
-        if sock is None:
-            self._begin(_max_headers, None)
-            return
-        raw._sock = deadline = HeadDeadline(sock, sock.gettimeout())
+            return  # already begun, as in http.client
         try:
-            self._begin(_max_headers, deadline)
+            self._final_head(args, kwargs)
         finally:
-            raw._sock = sock
+            self._watch.watching = False
 
-    def _begin(self, max_headers: int | None, deadline: HeadDeadline | None) -> None:
-        # http.client.HTTPResponse.begin() (CPython 3.11-3.13), step by step, except for
-        # how the header block is parsed, every interim response skipped, and a head cut
-        # off by the connection's end refused.
-        version, status, reason = self._final_status_line(max_headers, deadline)
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        self.headers = self.msg = self._header_block(max_headers)
-        self._set_framing(status)
-
-    def _final_status_line(
-        self, max_headers: int | None, deadline: HeadDeadline | None
-    ) -> tuple[str, int, str]:
-        """The status line of the final response, past every interim (1xx) one.
-
-        A "103 Early Hints" or "102 Processing" before the final answer is lawful (RFC
-        9110 §15.2), and http.client would return it as the response; 101 is never asked
-        for, so it is final.  Their number is bounded, as in the stdlib's fix for
-        gh-150743: a server sending "100 Continue" forever must not hold the thread.
-        """
-        max_interim = limit("_MAXINTERIMRESPONSES", 100)
-        for interim in range(max_interim + 1):
+    def _final_head(self, args: Any, kwargs: Any) -> None:
+        watch = self._watch
+        for interim in range(MAX_INTERIM_RESPONSES + 1):
+            watch.start()
+            self.status = self._unknown_status
             try:
-                version, status, reason = self._read_status()
-            except ConnectionError as error:  # RemoteDisconnected (a close) or a reset
-                if interim:
-                    raise HeadCutOff(_cut(error, f"after {interim} interim response(s)")) from None
-                if deadline is not None and deadline.received:
-                    raise HeadCutOff(_cut(error, "inside the status line")) from None
-                raise  # before any byte: maybe a stale keep-alive, which may be retried
-            if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
-                return version, status, reason
-            try:
-                read_header_lines(self.fp, max_headers)  # the interim response's headers
+                super().begin(*args, **kwargs)
             except ConnectionError as error:
-                raise HeadCutOff(_cut(error, "inside an interim response")) from None
-            if deadline is not None:
-                deadline.restart()
-        raise http.client.HTTPException(f"got more than {max_interim} interim responses")
+                if not (interim or watch.received):
+                    raise  # before any byte: maybe a stale keep-alive, which may be retried
+                raise HeadCutOff(self._cut(error, interim)) from None
+            if watch.ended:
+                where = "an interim response" if self._is_interim() else "the response head"
+                raise HeadCutOff(f"the connection closed inside {where}")
+            if not self._is_interim():
+                return
+            self.headers = self.msg = None  # type: ignore[assignment]  # read the next head
+        raise http.client.HTTPException(f"got more than {MAX_INTERIM_RESPONSES} interim responses")
 
-    def _header_block(self, max_headers: int | None) -> http.client.HTTPMessage:
-        try:
-            lines = read_header_lines(self.fp, max_headers)
-        except ConnectionError as error:
-            raise HeadCutOff(_cut(error, "inside the response head")) from None
-        if lines[-1] == b"":
-            # The connection closed before the blank line: http.client would take the
-            # lines so far as the whole head, and a target that died here as a complete,
-            # empty response.  A head that never ended is a broken connection.
-            raise HeadCutOff(
-                f"the connection closed inside the response head "
-                f"({len(lines) - 1} header lines read)"
+    def _is_interim(self) -> bool:
+        # 101 Switching Protocols is never asked for, so it is final
+        return 100 <= self.status < 200 and self.status != http.client.SWITCHING_PROTOCOLS
+
+    def _cut(self, error: ConnectionError, interim: int) -> str:
+        how = "closed" if isinstance(error, http.client.RemoteDisconnected) else "was reset"
+        if self.status == self._unknown_status:
+            where = f"after {interim} interim response(s)" if interim else "inside the status line"
+        else:
+            where = (
+                "inside an interim response" if self._is_interim() else "inside the response head"
             )
-        return parse_plain_headers(lines) or parse_any_headers(lines)
-
-    def _set_framing(self, status: int) -> None:
-        """Chunked, length and keep-alive, exactly as http.client works them out."""
-        message = self.headers
-        transfer_encoding = message.get("transfer-encoding")
-        self.chunked = transfer_encoding is not None and transfer_encoding.lower() == "chunked"
-        if self.chunked:
-            self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None
-        length = message.get("content-length")
-        if length and not self.chunked:
-            try:
-                self.length = int(length)
-            except ValueError:
-                pass  # stays None, as in http.client
-            else:
-                if self.length < 0:
-                    self.length = None
-        no_body = status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED)
-        if no_body or 100 <= status < 200 or self._method == "HEAD":
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
-
-
-def response_class() -> type[http.client.HTTPResponse]:
-    """The response class for the middleware's connections: :class:`HeadResponse`, or the
-    standard one should a future http.client lack what its ``begin()`` relies on."""
-    needed = ("_read_status", "_check_close")
-    if all(hasattr(http.client.HTTPResponse, name) for name in needed):
-        return HeadResponse
-    return http.client.HTTPResponse  # pragma: no cover
+        return f"the connection {how} {where}"

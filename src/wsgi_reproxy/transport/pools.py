@@ -55,8 +55,8 @@ class ReproxyPoolManager(urllib3.PoolManager):
     pass it as ``pool=``: a plain ``PoolManager`` is used as is, without the speed-ups,
     and refuses to send a target urllib3 would change (escapes in lower case, SPEC R5.5);
     this one keeps them (request targets sent exactly as written, each origin's connection
-    pool remembered, plain response heads read without the ``email`` parser and, for
-    ``http``, timeouts kept by the kernel).
+    pool remembered, response heads bounded as a whole, interim responses skipped, and a
+    small body read with its head).
 
     It takes ``urllib3.PoolManager``'s arguments, with room for a threaded server by
     default: ``num_pools=64`` and ``maxsize=32`` (urllib3's are 10 and 1).  Size ``maxsize``
@@ -191,7 +191,7 @@ def make_pool(
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
-    and response heads read without the email parser (:mod:`wsgi_reproxy.transport.pools`)."""
+    and response heads read by :mod:`wsgi_reproxy.transport.heads`."""
     options: dict[str, Any] = {
         "num_pools": 64,
         "maxsize": maxsize,
