@@ -34,8 +34,8 @@ from upstreams import (
     stall_mid_headers,
 )
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, UpstreamBodyError
-from wsgi_reproxy.transport.heads import HeadResponse
 from wsgi_reproxy.transport.pools import DEFAULT_POOL_MAXSIZE
+from wsgi_reproxy.transport.quick_head import QuickHeadResponse
 
 SMALL = FILES["small.txt"]
 
@@ -256,7 +256,7 @@ def test_tls_with_a_trusted_ca_serves(tls_server, tls_ca, pool_class):
             served_by = pool.connection_from_host("127.0.0.1", port, scheme="https")
             if pool_class is ReproxyPoolManager:
                 assert pool._by_origin == {("https", "127.0.0.1", port): served_by}
-                assert served_by.ConnectionCls.response_class is HeadResponse
+                assert served_by.ConnectionCls.response_class is QuickHeadResponse
                 assert served_by.pool.maxsize == DEFAULT_POOL_MAXSIZE
         finally:
             pool.clear()

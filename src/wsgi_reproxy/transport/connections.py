@@ -7,9 +7,9 @@ changes:
 
 * the request target goes out exactly as the app wrote it (:class:`ExactTargetConnection`,
   SPEC R5.5), where urllib3 would upper-case its escapes;
-* response heads are read by :class:`wsgi_reproxy.transport.heads.HeadResponse`: bounded as
-  a whole, every interim response skipped, a head cut off refused, a 64 KiB body in the
-  same read.
+* response heads are read by :class:`wsgi_reproxy.transport.quick_head.QuickHeadResponse`:
+  bounded as a whole, every interim response skipped, a head cut off refused, a 64 KiB
+  body in the same read, and plain header blocks parsed without the ``email`` package.
 
 A plain ``PoolManager`` passed to the middleware as ``pool=`` keeps urllib3's own classes;
 a :class:`wsgi_reproxy.ReproxyPoolManager` passed in uses these.
@@ -25,7 +25,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..request_target import TARGET_KEY, TargetMismatch, upper_escapes
-from .heads import HeadResponse
+from .quick_head import response_class
 
 __all__ = [
     "ExactTargetConnection",
@@ -67,11 +67,11 @@ class ExactTargetConnection(HTTPConnection):
 
 
 class ReproxyHTTPConnection(ExactTargetConnection):
-    response_class: type[http.client.HTTPResponse] = HeadResponse
+    response_class: type[http.client.HTTPResponse] = response_class()
 
 
 class ReproxyHTTPSConnection(ExactTargetConnection, HTTPSConnection):
-    response_class: type[http.client.HTTPResponse] = HeadResponse
+    response_class: type[http.client.HTTPResponse] = response_class()
 
 
 class ReproxyHTTPConnectionPool(HTTPConnectionPool):

@@ -88,7 +88,7 @@ class HeadResponse(http.client.HTTPResponse):
             watch.start()
             self.status = self._unknown_status
             try:
-                super().begin(*args, **kwargs)
+                self._one_head(args, kwargs)
             except ConnectionError as error:
                 if not (interim or watch.received):
                     raise  # before any byte: maybe a stale keep-alive, which may be retried
@@ -100,6 +100,10 @@ class HeadResponse(http.client.HTTPResponse):
                 return
             self.headers = self.msg = None  # type: ignore[assignment]  # read the next head
         raise http.client.HTTPException(f"got more than {MAX_INTERIM_RESPONSES} interim responses")
+
+    def _one_head(self, args: Any, kwargs: Any) -> None:
+        """Read one response head, interim or final: http.client's own ``begin()``."""
+        super().begin(*args, **kwargs)
 
     def _is_interim(self) -> bool:
         # 101 Switching Protocols is never asked for, so it is final
