@@ -1,4 +1,5 @@
-"""The framework examples (examples/flask_app, examples/django_project) against real storage.
+"""The framework examples (examples/flask_app, examples/django_project) against real storage,
+and examples/cached_app.py, whose second request must skip the view.
 
 Each example is run the way its README says: wrapped in ReproxyMiddleware, with its replicas
 pointed at the real :class:`~upstreams.FileServer` (and, for failover, at a port that refuses
@@ -273,6 +274,57 @@ def test_unknown_name_is_404(build, file_server, allow):
     response = client(build([file_server.base], allow=allow)).get("/downloads/nope.bin", status=404)
     assert_no_reproxy_headers(response)
     assert file_server.requests == []
+
+
+# -- examples/cached_app.py: the decision cache ---------------------------------------------
+
+
+@pytest.fixture
+def cached_example() -> Iterator[ModuleType]:
+    """examples/cached_app.py, imported (its module-level ``application`` is not used)."""
+    with importable(EXAMPLES, "cached_app"):
+        module = importlib.import_module("cached_app")
+        try:
+            yield module
+        finally:
+            module.application.pool.clear()
+
+
+def test_cached_example_serves_the_second_request_without_the_view(
+    cached_example, file_server, refused_url
+):
+    """The view's decision is stored on the first request; the second is a hit: the view
+    (its costly lookup) is not called again, and the client gets the replica's bytes, the
+    view's Content-Type and nothing of X-Reproxy-* -- failover from a dead replica
+    included, on the hit as on the miss."""
+    application = cached_example.make_application([base_of(refused_url), file_server.base])
+    try:
+        app = client(application)
+        first = app.get("/files/small.txt")
+        second = app.get("/files/small.txt")
+        head = app.head("/files/small.txt")  # GET and HEAD share the decision
+    finally:
+        application.pool.clear()
+    view = application.app
+    assert view.lookups == 1
+    for response in (first, second):
+        assert response.status_int == 200
+        assert response.body == FILES["small.txt"]
+        assert response.headers["Content-Length"] == str(len(FILES["small.txt"]))
+        assert response.headers["ETag"] == etag_for("small.txt")  # from the replica
+        # the view's (storage says application/octet-stream), kept with the decision
+        assert response.headers["Content-Type"] == "text/plain"
+        assert_no_reproxy_headers(response)
+    assert (head.status_int, head.body) == (200, b"")
+    environs = [response.request.environ for response in (first, second, head)]
+    assert [environ["wsgi_reproxy.cache"] for environ in environs] == ["stored", "hit", "hit"]
+    hit = environs[1]["wsgi_reproxy.report"]
+    assert [attempt.outcome for attempt in hit.attempts] == ["failed", "served"]
+    assert [(r.method, r.path) for r in file_server.requests] == [
+        ("GET", "/files/small.txt"),
+        ("GET", "/files/small.txt"),
+        ("HEAD", "/files/small.txt"),
+    ]
 
 
 # -- Under a real gunicorn -----------------------------------------------------------------

@@ -5,6 +5,8 @@ app's body away and streams, within the same client request, the response of the
 that works.
 """
 
+from .cache import CacheBackend, MemoryCache
+from .decision_cache import default_cache_key
 from .directive import reproxy_headers
 from .errors import (
     AllUpstreamsFailed,
@@ -14,6 +16,7 @@ from .errors import (
 )
 from .exchange import CAPABILITY
 from .middleware import ReproxyMiddleware, can_reproxy
+from .redis_cache import RedisCache
 from .report import AttemptReport, ReproxyReport
 from .settings import (
     DEFAULT_CHUNK_SIZE,
@@ -34,6 +37,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AllUpstreamsFailed",
     "AttemptReport",
+    "CacheBackend",
+    "MemoryCache",
+    "RedisCache",
     "ReproxyError",
     "ReproxyMiddleware",
     "ReproxyPoolManager",
@@ -42,5 +48,6 @@ __all__ = [
     "UpstreamError",
     "__version__",
     "can_reproxy",
+    "default_cache_key",
     "reproxy_headers",
 ]

@@ -18,6 +18,7 @@ import urllib3
 from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, TOKEN, HiddenHeaders
 
 __all__ = [
+    "cache_option",
     "ensure_collection",
     "flag",
     "forward_option",
@@ -76,6 +77,27 @@ def observer_option(value: object) -> Callable[[Any], object] | None:
         raise TypeError(f"observer must be a callable(report), not {type(value).__name__}")
     one_argument_callable(value, "observer", "observer(report)")
     return value
+
+
+def cache_option(backend: object, key: object) -> tuple[Any, Any]:
+    """``cache`` (None, or an object with get/set/delete: SPEC R8.1) and ``cache_key``
+    (None, or ``callable(environ) -> str | None``)."""
+    if backend is not None:
+        missing = [
+            name for name in ("get", "set", "delete") if not callable(getattr(backend, name, None))
+        ]
+        if missing:
+            raise TypeError(
+                f"cache must be a MemoryCache, a RedisCache or an object with get, set and "
+                f"delete methods; {type(backend).__name__} has no {', '.join(missing)}"
+            )
+    if key is not None:
+        if not callable(key):
+            raise TypeError(f"cache_key must be a callable(environ), not {type(key).__name__}")
+        one_argument_callable(key, "cache_key", "cache_key(environ)")
+        if backend is None:
+            raise ValueError("cache_key needs cache=: pass cache=MemoryCache() or RedisCache(...)")
+    return backend, key
 
 
 def _canonical(name: str) -> str:

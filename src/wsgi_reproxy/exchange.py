@@ -142,12 +142,8 @@ class Exchange:
             log.error("reproxy directive unusable, answering 502: %s", directive.reason)
             return self._error(502, app_iterable)
         assert directive is not None
-        method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
-        headers = self.upstream.request_headers(self.environ, method)
         try:
-            target, later = self.upstream.first(
-                directive.urls, method, headers, directive.expected_size, self.report
-            )
+            target, later, headers = self._first(directive)
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
             log.error(
@@ -156,6 +152,29 @@ class Exchange:
                 "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
             )
             return self._error(status, app_iterable)
+        self._found(directive)
+        return self._stream(target, later, headers, directive, app_iterable)
+
+    def _first(self, directive: Directive) -> tuple[Target, tuple[str, ...], dict[str, str]]:
+        """The first URL that answers, the URLs after it, and the request headers sent."""
+        method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
+        headers = self.upstream.request_headers(self.environ, method)
+        target, later = self.upstream.first(
+            directive.urls, method, headers, directive.expected_size, self.report
+        )
+        return target, later, headers
+
+    def _found(self, directive: Directive) -> None:
+        """A URL of the app's directive answered (a hook: the decision cache stores it)."""
+
+    def _stream(
+        self,
+        target: Target,
+        later: tuple[str, ...],
+        headers: dict[str, str],
+        directive: Directive,
+        app_iterable: Iterable[bytes],
+    ) -> Iterable[bytes]:
         self._start(target)
         return ReproxyBody(
             target,

@@ -20,6 +20,7 @@ from wsgiref.types import StartResponse, WSGIApplication
 
 import urllib3
 
+from .caching_exchange import CachingExchange
 from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo
 from .headers import HiddenHeaders, strip_reproxy_headers
 from .hosts import HostPatterns
@@ -155,6 +156,16 @@ class ReproxyMiddleware:
         per reproxied request once its body ended, broke or the client left (for metrics:
         :class:`wsgi_reproxy.prometheus.PrometheusObserver`); its exceptions are logged,
         never raised into the request.
+    :param cache: where to keep the decisions an app marks with ``X-Reproxy-Cache-For``,
+        so that later requests for the same URL skip the app (perlbal's decision cache):
+        a :class:`~wsgi_reproxy.MemoryCache` (per process), a
+        :class:`~wsgi_reproxy.RedisCache` (shared by every worker and host), or any object
+        with their ``get``/``set``/``delete``.  ``None`` (the default): no cache.
+    :param cache_key: ``callable(environ) -> str | None``: the key of a request's
+        decision, None for "do not cache".  The default keys GET and HEAD by host, path
+        and query, and never caches requests with ``Authorization``: pass one when the
+        view's decision depends on anything else (the user, a cookie).
+    :param cache_max_age: the longest a decision is kept, in seconds (3600).
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
@@ -231,4 +242,10 @@ class ReproxyMiddleware:
         if not self.enabled(environ):
             return self.app(environ, _strip_start_response(start_response, environ, self._stray))
         environ[CAPABILITY_KEY] = CAPABILITY
-        return Exchange(self.settings, self.upstream, self.app, environ, start_response).run()
+        settings = self.settings
+        if settings.cache is None:
+            return Exchange(settings, self.upstream, self.app, environ, start_response).run()
+        exchange = CachingExchange(
+            settings, self.upstream, self.app, environ, start_response, cache=settings.cache
+        )
+        return exchange.run()

@@ -16,11 +16,16 @@ Every constructor option can be given as a string::
     pool_maxsize = 32
     hide = Server X-Pad X-Accel-* X-Amz-*
     observer = wsgi_reproxy.prometheus:PrometheusObserver
+    cache = redis://127.0.0.1:6379/0
+    cache_max_age = 600
 
 Lists are whitespace-separated.  A rule written ``re:PATTERN`` is a regex; one written
 ``call:package.module:function`` is a callable rule imported by name.  ``timeout`` is a
 number of seconds or ``connect=N read=N``.  ``pool_maxsize`` and ``pool_block`` build the
-middleware's own pool.  A bad value raises ValueError naming the option, when the ini file
+middleware's own pool.  ``cache`` is ``memory`` or ``memory:MAXSIZE`` (a
+``MemoryCache``), a ``redis://``, ``rediss://`` or ``unix://`` URL (a ``RedisCache``), or
+``module:attribute`` (a backend object, or a class instantiated once); ``cache_key`` is
+``module:function``.  A bad value raises ValueError naming the option, when the ini file
 is loaded.
 """
 
@@ -107,11 +112,24 @@ def _words(value: str, option: str) -> list[str]:
     return value.split()
 
 
-def _observer(value: str, option: str) -> object:
-    """``observer = wsgi_reproxy.prometheus:PrometheusObserver``: the object named
-    ``module:attribute`` (``call:`` in front is allowed, as for rules), or an instance of
-    it when it is a class -- an observer is called with each report, a class would only
-    be constructed with it.  Empty: no observer."""
+def _cache(value: str, option: str) -> object:
+    """``cache = memory:10000``, ``cache = redis://host:6379/0`` or ``module:attribute``."""
+    text = value.strip()
+    kind, _, rest = text.partition(":")
+    if kind == "memory":
+        from .cache import MemoryCache
+
+        return MemoryCache(_integer(rest, option)) if rest else MemoryCache()
+    if kind in ("redis", "rediss", "unix"):
+        from .redis_cache import RedisCache
+
+        return RedisCache.from_url(text)
+    return _named(value, option, instantiate=True)
+
+
+def _named(value: str, option: str, *, instantiate: bool) -> object:
+    """The object named ``module:attribute`` (``call:`` in front is allowed, as for
+    rules), instantiated once when asked to and it is a class; empty: None."""
     name = value.strip().removeprefix("call:")
     if not name:
         return None
@@ -120,7 +138,20 @@ def _observer(value: str, option: str) -> object:
         found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as error:
         raise ValueError(f"{option}: cannot import {value.strip()!r}: {error}") from None
-    return found() if isinstance(found, type) else found
+    return found() if instantiate and isinstance(found, type) else found
+
+
+def _cache_key(value: str, option: str) -> object:
+    """``cache_key = myapp.cache:key_by_user``: the function named."""
+    return _named(value, option, instantiate=False)
+
+
+def _observer(value: str, option: str) -> object:
+    """``observer = wsgi_reproxy.prometheus:PrometheusObserver``: the object named
+    ``module:attribute`` (``call:`` in front is allowed, as for rules), or an instance of
+    it when it is a class -- an observer is called with each report, a class would only
+    be constructed with it.  Empty: no observer."""
+    return _named(value, option, instantiate=True)
 
 
 # Every option an ini file may set, and how its string becomes the constructor's value.
@@ -132,6 +163,9 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "upstream_hosts": _words,
     "hide": _words,
     "observer": _observer,
+    "cache": _cache,
+    "cache_key": _cache_key,
+    "cache_max_age": _integer,
     "timeout": _timeout,
     "chunk_size": _size,
     "max_urls": _integer,

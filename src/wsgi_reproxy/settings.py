@@ -15,7 +15,9 @@ from typing import TypedDict, Unpack
 
 import urllib3
 
+from .cache import CacheBackend
 from .config import (
+    cache_option,
     flag,
     forward_option,
     hide_option,
@@ -24,6 +26,7 @@ from .config import (
     preserve_option,
     timeout_option,
 )
+from .decision_cache import DEFAULT_CACHE_MAX_AGE, CacheKey, DecisionCache, default_cache_key
 from .headers import HiddenHeaders, environ_key
 from .hosts import HostPatterns
 from .report import Observer
@@ -76,6 +79,9 @@ class Options(TypedDict, total=False):
     refuse_local: bool
     hide: Iterable[str]
     observer: Observer | None
+    cache: CacheBackend | None
+    cache_key: CacheKey | None
+    cache_max_age: int
 
 
 DEFAULTS: Options = {
@@ -92,6 +98,9 @@ DEFAULTS: Options = {
     "refuse_local": False,
     "hide": DEFAULT_HIDE,
     "observer": None,
+    "cache": None,
+    "cache_key": None,
+    "cache_max_age": DEFAULT_CACHE_MAX_AGE,
 }
 
 
@@ -114,6 +123,7 @@ class Settings:
     refuse_local: bool
     hide: HiddenHeaders
     observer: Observer | None
+    cache: DecisionCache | None
     preserved: frozenset[str]  # ``preserve`` in lower case
     forward_keys: tuple[tuple[str, str], ...]  # (header name, environ key)
 
@@ -148,6 +158,7 @@ class Settings:
             refuse_local=refuse,
             hide=hide_option(options["hide"]),
             observer=observer_option(options["observer"]),
+            cache=_cache(options),
             preserved=frozenset(name.lower() for name in preserve_names),
             forward_keys=tuple((name, environ_key(name)) for name in forward_names),
         )
@@ -166,14 +177,28 @@ class Settings:
             f"timeout={self.timeout!r}, {pool}, chunk_size={self.chunk_size!r}, "
             f"max_urls={self.max_urls!r}, resume={self.resume!r}, "
             f"refuse_local={self.refuse_local!r}, hide={list(self.hide.patterns)!r}, "
-            f"observer={self.observer!r}"
+            f"observer={self.observer!r}{self._cache_form()}"
         )
+
+    def _cache_form(self) -> str:
+        if self.cache is None:
+            return ""
+        key = "" if self.cache.key is default_cache_key else f", cache_key={self.cache.key!r}"
+        return f", cache={self.cache.backend!r}{key}, cache_max_age={self.cache.max_age!r}"
 
 
 def _hosts(upstream_hosts: Iterable[str] | None) -> HostPatterns | None:
     if upstream_hosts is None:
         return None
     return HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
+
+
+def _cache(options: Options) -> DecisionCache | None:
+    backend, key = cache_option(options["cache"], options["cache_key"])
+    max_age = positive_int(options["cache_max_age"], "cache_max_age")
+    if backend is None:
+        return None
+    return DecisionCache(backend, key or default_cache_key, max_age)
 
 
 def _maxsize(pool_maxsize: int | None) -> int:

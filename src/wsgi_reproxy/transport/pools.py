@@ -7,8 +7,9 @@ two things urllib3 redoes on every request are done once here:
   key and looks it up in its LRU container on every call; :meth:`connection_from_origin`
   remembers the pool per ``(scheme, host, port)``.  :meth:`clear` forgets them with the
   manager's own pools, so ``clear()`` still means "new connections from now on";
-* **the connections**: they parse plain header blocks without the ``email`` package and
-  keep their timeouts in the kernel (:mod:`wsgi_reproxy.transport.connections`), and with
+* **the connections**: they send request targets as written, bound each response head and
+  parse plain header blocks without the ``email`` package
+  (:mod:`wsgi_reproxy.transport.connections`), and with
   ``refuse_local=True`` check the address they reached (:mod:`wsgi_reproxy.transport.guard`).
 
 Everything else -- connecting, TLS, keep-alive, timeouts, the body -- is urllib3 as usual.
@@ -55,8 +56,8 @@ class ReproxyPoolManager(urllib3.PoolManager):
     pass it as ``pool=``: a plain ``PoolManager`` is used as is, without the speed-ups,
     and refuses to send a target urllib3 would change (escapes in lower case, SPEC R5.5);
     this one keeps them (request targets sent exactly as written, each origin's connection
-    pool remembered, response heads bounded as a whole, interim responses skipped, and a
-    small body read with its head).
+    pool remembered, response heads bounded as a whole and parsed without the ``email``
+    package, interim responses skipped, and a small body read with its head).
 
     It takes ``urllib3.PoolManager``'s arguments, with room for a threaded server by
     default: ``num_pools=64`` and ``maxsize=32`` (urllib3's are 10 and 1).  Size ``maxsize``
@@ -191,7 +192,7 @@ def make_pool(
 ) -> urllib3.PoolManager:
     """The pool a middleware owns when none is given: keep-alive, no retries (failover is
     ours, per URL), no redirects, room for a gthread worker's threads, origins remembered
-    and response heads read by :mod:`wsgi_reproxy.transport.heads`."""
+    and response heads read by :mod:`wsgi_reproxy.transport.quick_head`."""
     options: dict[str, Any] = {
         "num_pools": 64,
         "maxsize": maxsize,

@@ -1,0 +1,70 @@
+"""An enabled request when the middleware has ``cache=``: the app's decision kept and
+served again without the app (SPEC R8, perlbal's ``X-Reproxy-Cache-For``).
+
+Before the app is called, the request's key is looked up.  A hit is fetched as the app's
+answer would have been, and the app is never called (R8.4); a refused entry (R8.5) or
+one whose every URL failed (R8.6) is deleted and the request goes on as a miss, in the
+same request.  On a miss the app answers as usual, and a directive with
+``X-Reproxy-Cache-For`` is stored once one of its URLs has answered: a decision that
+fails is never kept.  Without ``cache=`` the middleware uses the plain
+:class:`~wsgi_reproxy.exchange.Exchange`, so the header costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .decision_cache import CACHE_ENVIRON_KEY, DecisionCache
+from .directive import Directive
+from .errors import AllUpstreamsFailed
+from .exchange import Exchange
+from .report import REPORT_ENVIRON_KEY
+
+__all__ = ["CachingExchange"]
+
+
+@dataclass(slots=True, eq=False)
+class CachingExchange(Exchange):
+    """:class:`~wsgi_reproxy.exchange.Exchange`, with the decision cache around the app."""
+
+    cache: DecisionCache | None = None
+    cache_key: str | None = None  # None: this request is not cached
+
+    def run(self) -> Iterable[bytes]:
+        assert self.cache is not None
+        self.cache_key = self.cache.key_of(self.environ)
+        self._set_result("miss")
+        if self.cache_key is not None:
+            served = self._from_cache(self.cache, self.cache_key)
+            if served is not None:
+                return served
+        return Exchange.run(self)
+
+    def _from_cache(self, cache: DecisionCache, key: str) -> Iterable[bytes] | None:
+        """Serve the decision kept under ``key``, or None: a miss, an entry refused, or
+        one whose every URL failed."""
+        kept = cache.decision(key, self.settings.max_urls, self.settings.upstream_hosts)
+        if kept is None:
+            return None
+        directive, app_headers = kept
+        self.started_at = time.monotonic()
+        self.environ[REPORT_ENVIRON_KEY] = self.report
+        try:
+            target, later, headers = self._first(directive)
+        except AllUpstreamsFailed:
+            cache.refuse(key, "every URL failed; asking the app again")
+            return None
+        self.started, self.directive, self.app_headers = True, directive, app_headers
+        self._set_result("hit")
+        return self._stream(target, later, headers, directive, ())
+
+    def _found(self, directive: Directive) -> None:
+        if self.cache is None or self.cache_key is None:
+            return
+        if self.cache.store(self.cache_key, directive, self.app_headers, self.settings.preserved):
+            self._set_result("stored")
+
+    def _set_result(self, result: str) -> None:
+        self.environ[CACHE_ENVIRON_KEY] = self.report.cache = result
