@@ -156,11 +156,10 @@ class ReproxyMiddleware:
         per reproxied request once its body ended, broke or the client left (for metrics:
         :class:`wsgi_reproxy.prometheus.PrometheusObserver`); its exceptions are logged,
         never raised into the request.
-    :param cache: where to keep the decisions an app marks with ``X-Reproxy-Cache-For``,
-        so that later requests for the same URL skip the app (perlbal's decision cache):
-        a :class:`~wsgi_reproxy.MemoryCache` (per process), a
-        :class:`~wsgi_reproxy.RedisCache` (shared by every worker and host), or any object
-        with their ``get``/``set``/``delete``.  ``None`` (the default): no cache.
+    :param cache: where decisions marked ``X-Reproxy-Cache-For`` are kept, so that later
+        requests for the same URL skip the app: a :class:`~wsgi_reproxy.MemoryCache` (per
+        process), a :class:`~wsgi_reproxy.RedisCache` (shared), any object with their
+        ``get``/``set``/``delete``, or ``None`` (the default).
     :param cache_key: ``callable(environ) -> str | None``: the key of a request's
         decision, None for "do not cache".  The default keys GET and HEAD by host, path
         and query, and never caches requests with ``Authorization``: pass one when the
