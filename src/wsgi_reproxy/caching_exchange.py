@@ -12,7 +12,6 @@ fails is never kept.  Without ``cache=`` the middleware uses the plain
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from .decision_cache import CACHE_ENVIRON_KEY, DecisionCache
 from .directive import Directive
 from .errors import AllUpstreamsFailed
 from .exchange import Exchange
-from .report import REPORT_ENVIRON_KEY
 
 __all__ = ["CachingExchange"]
 
@@ -29,11 +27,15 @@ __all__ = ["CachingExchange"]
 class CachingExchange(Exchange):
     """:class:`~wsgi_reproxy.exchange.Exchange`, with the decision cache around the app."""
 
-    cache: DecisionCache | None = None
     cache_key: str | None = None  # None: this request is not cached
 
+    @property
+    def cache(self) -> DecisionCache:
+        cache = self.settings.cache
+        assert cache is not None  # the middleware uses this class only with cache=
+        return cache
+
     def run(self) -> Iterable[bytes]:
-        assert self.cache is not None
         self.cache_key = self.cache.key_of(self.environ)
         self._set_result("miss")
         if self.cache_key is not None:
@@ -49,19 +51,18 @@ class CachingExchange(Exchange):
         if kept is None:
             return None
         directive, app_headers = kept
-        self.started_at = time.monotonic()
-        self.environ[REPORT_ENVIRON_KEY] = self.report
+        self._take(directive, app_headers)
         try:
             target, later, headers = self._first(directive)
         except AllUpstreamsFailed:
             cache.refuse(key, "every URL failed; asking the app again")
             return None
-        self.started, self.directive, self.app_headers = True, directive, app_headers
+        self.started = True
         self._set_result("hit")
         return self._stream(target, later, headers, directive, ())
 
     def _found(self, directive: Directive) -> None:
-        if self.cache is None or self.cache_key is None:
+        if self.cache_key is None:
             return
         if self.cache.store(self.cache_key, directive, self.app_headers, self.settings.preserved):
             self._set_result("stored")

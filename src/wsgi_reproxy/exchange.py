@@ -87,11 +87,16 @@ class Exchange:
         if directive is None:
             self.passed = True
             return self.start_response(status, strip_reproxy_headers(headers))
-        self.directive = directive
-        self.app_headers = headers
+        self._take(directive, headers)
+        return _discard_write
+
+    def _take(
+        self, directive: Directive | InvalidDirective, app_headers: list[tuple[str, str]]
+    ) -> None:
+        """The directive to serve, from the app's headers (or a kept decision's)."""
+        self.directive, self.app_headers = directive, app_headers
         self.started_at = time.monotonic()
         self.environ[REPORT_ENVIRON_KEY] = self.report
-        return _discard_write
 
     def _parse(self, headers: list[tuple[str, str]]) -> Directive | InvalidDirective | None:
         rejected: list[Rejected] = []

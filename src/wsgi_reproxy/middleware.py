@@ -241,10 +241,5 @@ class ReproxyMiddleware:
         if not self.enabled(environ):
             return self.app(environ, _strip_start_response(start_response, environ, self._stray))
         environ[CAPABILITY_KEY] = CAPABILITY
-        settings = self.settings
-        if settings.cache is None:
-            return Exchange(settings, self.upstream, self.app, environ, start_response).run()
-        exchange = CachingExchange(
-            settings, self.upstream, self.app, environ, start_response, cache=settings.cache
-        )
-        return exchange.run()
+        exchange = Exchange if self.settings.cache is None else CachingExchange
+        return exchange(self.settings, self.upstream, self.app, environ, start_response).run()
