@@ -15,11 +15,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["MAX_ENTRY_BYTES", "CacheBackend", "MemoryCache"]
+__all__ = ["MAX_ENTRY_BYTES", "CacheBackend", "MemoryCache", "check_entry_size"]
 
 # perlbal's entries are a few header lines; 16 KiB holds max_urls long presigned URLs and
 # the preserved headers, and bounds what a backend can make a worker hold (R8.7).
 MAX_ENTRY_BYTES = 16 * 1024
+
+
+def check_entry_size(value: bytes) -> None:
+    """Refuse an entry over :data:`MAX_ENTRY_BYTES` (the backends' side of the bound)."""
+    if len(value) > MAX_ENTRY_BYTES:
+        raise ValueError(f"entry of {len(value)} bytes is over {MAX_ENTRY_BYTES}")
 
 
 @runtime_checkable
@@ -77,8 +83,7 @@ class MemoryCache:
             return value
 
     def set(self, key: str, value: bytes, ttl: int) -> None:
-        if len(value) > MAX_ENTRY_BYTES:
-            raise ValueError(f"entry of {len(value)} bytes is over {MAX_ENTRY_BYTES}")
+        check_entry_size(value)
         expires = self._clock() + ttl
         with self._lock:
             self._entries[key] = (expires, value)

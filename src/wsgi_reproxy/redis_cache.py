@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .cache import MAX_ENTRY_BYTES
+from .cache import check_entry_size
 
 if TYPE_CHECKING:
     import redis
@@ -69,8 +69,7 @@ class RedisCache:
         raise TypeError(f"Redis returned a {type(value).__name__}, not bytes")
 
     def set(self, key: str, value: bytes, ttl: int) -> None:
-        if len(value) > MAX_ENTRY_BYTES:
-            raise ValueError(f"entry of {len(value)} bytes is over {MAX_ENTRY_BYTES}")
+        check_entry_size(value)
         self.client.set(self.prefix + key, value, ex=ttl)
 
     def delete(self, key: str) -> None:
