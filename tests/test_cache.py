@@ -372,6 +372,40 @@ def test_a_corrupt_or_disallowed_entry_is_deleted_and_the_app_asked(
     assert json.loads(cache.entries[key])["h"][0] == ["x-reproxy-url", url]  # stored afresh
 
 
+@pytest.mark.parametrize("value", ["a str", bytearray(b"{}"), 42], ids=["str", "bytearray", "int"])
+def test_a_backend_returning_something_else_than_bytes_is_refused(
+    file_server: FileServer, value: Any
+) -> None:
+    cache = DictCache()
+    app = cached_app(file_server.url("/files/small.txt"))
+    mw = middleware(app, cache)
+    cache.entries["127.0.0.1/r/f"] = value
+    result = call(mw, "/r/f", HTTP_HOST="127.0.0.1")
+    assert (result.code, result.body, app_calls(app)) == (200, SMALL, 1)
+    assert result.environ["wsgi_reproxy.cache"] == "stored"
+
+
+def test_a_hot_entry_is_checked_once_and_a_bad_one_every_time_it_comes_back(
+    file_server: FileServer,
+) -> None:
+    cache = DictCache()
+    app = cached_app(file_server.url("/files/small.txt"))
+    mw = middleware(app, cache)
+    call(mw, "/r/f")
+    for _ in range(3):
+        assert call(mw, "/r/f").environ["wsgi_reproxy.cache"] == "hit"
+    decisions = mw.settings.cache
+    assert decisions is not None
+    assert decisions._checked.cache_info().misses == 1  # the same bytes, checked once
+    planted = _entry(("x-reproxy-url", "http://169.254.169.254/"))
+    for _ in range(2):  # refused each time it is written back, though remembered
+        cache.entries["127.0.0.1/r/f"] = planted
+        result = call(mw, "/r/f", HTTP_HOST="127.0.0.1")
+        assert result.environ["wsgi_reproxy.cache"] == "stored"
+        assert cache.entries["127.0.0.1/r/f"] != planted
+    assert app_calls(app) == 3
+
+
 def test_an_entry_with_more_urls_than_max_urls_is_cut_like_a_directive(
     file_server: FileServer,
 ) -> None:

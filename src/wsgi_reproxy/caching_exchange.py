@@ -47,7 +47,7 @@ class CachingExchange(Exchange):
     def _from_cache(self, cache: DecisionCache, key: str) -> Iterable[bytes] | None:
         """Serve the decision kept under ``key``, or None: a miss, an entry refused, or
         one whose every URL failed."""
-        kept = cache.decision(key, self.settings.max_urls, self.settings.upstream_hosts)
+        kept = cache.decision(key)
         if kept is None:
             return None
         directive, app_headers = kept

@@ -9,6 +9,7 @@ Redis that is down costs no request a timeout of its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from .cache import CacheBackend
+from .cache import MAX_ENTRY_BYTES, CacheBackend
 from .cached_decision import (
     CACHE_FOR_HEADER,
     CorruptEntry,
@@ -40,10 +41,12 @@ log = logging.getLogger(__name__)
 CACHE_ENVIRON_KEY = "wsgi_reproxy.cache"
 DEFAULT_CACHE_MAX_AGE = 3600
 CacheKey = Callable[[dict[str, Any]], "str | None"]
+Kept = tuple[Directive, list[tuple[str, str]]]
 
 # Keys longer than this are hashed: a query string can be as long as a server allows,
 # and a MemoryCache must stay bounded by maxsize (R8.7).
 MAX_KEY_CHARS = 1024
+CHECKED_ENTRIES = 256  # entries whose check is remembered
 RETRY_AFTER_FAILURE = 1.0  # seconds the backend is left alone after it failed
 WARN_EVERY = 60.0  # seconds between WARNINGs about a failing backend
 
@@ -66,12 +69,35 @@ def default_cache_key(environ: dict[str, Any]) -> str | None:
 class DecisionCache:
     """``cache=``, ``cache_key=`` and ``cache_max_age=`` at work."""
 
-    __slots__ = ("_failures", "_lock", "_rest_until", "_warn_after", "backend", "key", "max_age")
+    __slots__ = (
+        "_checked",
+        "_failures",
+        "_lock",
+        "_rest_until",
+        "_warn_after",
+        "backend",
+        "hosts",
+        "key",
+        "max_age",
+        "max_urls",
+    )
 
-    def __init__(self, backend: CacheBackend, key: CacheKey, max_age: int) -> None:
+    def __init__(
+        self,
+        backend: CacheBackend,
+        key: CacheKey,
+        max_age: int,
+        *,
+        max_urls: int,
+        hosts: HostPatterns | None,
+    ) -> None:
         self.backend = backend
         self.key = key
         self.max_age = max_age
+        self.max_urls = max_urls  # a kept directive is checked as the app's would be
+        self.hosts = hosts
+        # Bounded by count and by entry size: at most 256 x 16 KiB held.
+        self._checked = functools.lru_cache(maxsize=CHECKED_ENTRIES)(self._check)
         self._lock = threading.Lock()
         self._rest_until = 0.0  # monotonic time before which the backend is not asked
         self._warn_after = 0.0
@@ -93,8 +119,9 @@ class DecisionCache:
         log.error("cache_key returned %r, not a str or None; the request is not cached", key)
         return None
 
-    def lookup(self, key: str) -> list[tuple[str, str]] | None:
-        """The app headers kept under ``key``, or None: a miss (R8.7 for failures)."""
+    def decision(self, key: str) -> Kept | None:
+        """The directive kept under ``key`` and the app headers it came with, checked like a
+        fresh one (R8.5); None on a miss, or when the entry is refused and deleted."""
         if self._resting():
             return None
         try:
@@ -104,27 +131,30 @@ class DecisionCache:
             return None
         if entry is None:
             return None
-        try:
-            return decode_entry(entry)
-        except CorruptEntry as error:
-            self.refuse(key, str(error))
+        if type(entry) is not bytes or len(entry) > MAX_ENTRY_BYTES:
+            kept: Kept | str = "not bytes of at most 16 KiB"
+        else:
+            kept = self._checked(entry)
+        if isinstance(kept, str):
+            self.refuse(key, kept)
             return None
+        return kept
 
-    def decision(
-        self, key: str, max_urls: int, hosts: HostPatterns | None
-    ) -> tuple[Directive, list[tuple[str, str]]] | None:
-        """The directive kept under ``key`` and the app headers it came with, checked like a
-        fresh one (R8.5); None on a miss, or when the entry is refused and deleted."""
-        app_headers = self.lookup(key)
-        if app_headers is None:
-            return None
+    def _check(self, entry: bytes) -> Kept | str:
+        """An entry's directive and app headers, or why they may not be used.  Memoised
+        per entry (``_checked``): a hot decision comes back as the same bytes request
+        after request, and checking it costs about 20 µs."""
+        try:
+            app_headers = decode_entry(entry)
+        except CorruptEntry as error:
+            return str(error)
         rejected: list[Rejected] = []
-        directive = parse_directive(app_headers, max_urls=max_urls, hosts=hosts, rejected=rejected)
+        directive = parse_directive(
+            app_headers, max_urls=self.max_urls, hosts=self.hosts, rejected=rejected
+        )
         if isinstance(directive, Directive) and not rejected:
             return directive, app_headers
-        reason = rejected[0].reason if rejected else getattr(directive, "reason", "no URL")
-        self.refuse(key, reason)
-        return None
+        return rejected[0].reason if rejected else getattr(directive, "reason", "no URL")
 
     def refuse(self, key: str, reason: str) -> None:
         """A cached entry that may not be used: delete it, and say so (R8.5)."""

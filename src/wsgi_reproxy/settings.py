@@ -137,6 +137,7 @@ class Settings:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         options: Options = {**DEFAULTS, **given}
         hosts = _hosts(options["upstream_hosts"])
+        max_urls = positive_int(options["max_urls"], "max_urls")
         timeout = timeout_option(options["timeout"])
         refuse = flag(options["refuse_local"], "refuse_local")
         block = flag(options["pool_block"], "pool_block")
@@ -153,12 +154,12 @@ class Settings:
             pool_maxsize=None if options["pool"] is not None else _maxsize(options["pool_maxsize"]),
             pool_block=block,
             chunk_size=positive_int(options["chunk_size"], "chunk_size"),
-            max_urls=positive_int(options["max_urls"], "max_urls"),
+            max_urls=max_urls,
             resume=flag(options["resume"], "resume"),
             refuse_local=refuse,
             hide=hide_option(options["hide"]),
             observer=observer_option(options["observer"]),
-            cache=_cache(options),
+            cache=_cache(options, max_urls, hosts),
             preserved=frozenset(name.lower() for name in preserve_names),
             forward_keys=tuple((name, environ_key(name)) for name in forward_names),
         )
@@ -193,12 +194,18 @@ def _hosts(upstream_hosts: Iterable[str] | None) -> HostPatterns | None:
     return HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
 
 
-def _cache(options: Options) -> DecisionCache | None:
+def _cache(options: Options, max_urls: int, hosts: HostPatterns | None) -> DecisionCache | None:
     backend, key = cache_option(options["cache"], options["cache_key"])
     max_age = positive_int(options["cache_max_age"], "cache_max_age")
     if backend is None:
         return None
-    return DecisionCache(backend, key or default_cache_key, max_age)
+    return DecisionCache(
+        backend,
+        key or default_cache_key,
+        max_age,
+        max_urls=max_urls,
+        hosts=hosts,
+    )
 
 
 def _maxsize(pool_maxsize: int | None) -> int:
