@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 import urllib3
 
 from harness import call, reproxy_app
@@ -58,10 +59,62 @@ def test_redis_cache_keeps_values_for_their_ttl_under_its_prefix(
 
 def test_a_client_that_decodes_responses_still_gets_bytes(redis_server: RedisServer) -> None:
     client = redis_server.client(decode_responses=True)
-    cache = RedisCache(client, prefix="t:")
+    cache = RedisCache(client, prefix="t:", local_seconds=0)
     cache.set("k", b'{"v":1}', 30)
     assert cache.get("k") == b'{"v":1}'
     client.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_each_process_keeps_what_it_read_for_local_seconds(redis_server: RedisServer) -> None:
+    """Two workers on one Redis: what one read it serves without Redis for a second; a
+    delete through either is seen by the other once that second is over."""
+    raw = redis_server.client()
+    raw.flushdb()
+    clock = Clock()
+    one = RedisCache(redis_server.client(), prefix="t:", clock=clock)
+    two = RedisCache(redis_server.client(), prefix="t:", clock=clock)
+    one.set("k", b"v1", 30)
+    assert two.get("k") == b"v1"  # from Redis, now kept by two as well
+    raw.set("t:k", b"v2")  # changed behind both
+    assert (one.get("k"), two.get("k")) == (b"v1", b"v1")  # within the second: kept
+    clock.now += 1.01
+    assert (one.get("k"), two.get("k")) == (b"v2", b"v2")  # then read again
+    one.delete("k")
+    assert one.get("k") is None  # its own delete: at once
+    assert two.get("k") == b"v2"  # the other's: within the second
+    clock.now += 1.01
+    assert two.get("k") is None
+    redis_server.stop()
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            two.get("k")  # nothing kept: Redis is asked, and it is down
+    finally:
+        redis_server.start()
+    for cache in (one, two):
+        cache.client.close()
+    raw.close()
+
+
+def test_local_seconds_zero_asks_redis_every_time(redis_server: RedisServer) -> None:
+    raw = redis_server.client()
+    cache = RedisCache(redis_server.client(), prefix="t:", local_seconds=0)
+    cache.set("k", b"v1", 30)
+    raw.set("t:k", b"v2")
+    assert cache.get("k") == b"v2"
+    with pytest.raises(ValueError, match="local_seconds must be 0 or more"):
+        RedisCache(raw, local_seconds=-1)
+    with pytest.raises(TypeError, match="local_seconds must be a number"):
+        RedisCache(raw, local_seconds="1")  # type: ignore[arg-type]
+    cache.client.close()
+    raw.close()
 
 
 def test_from_url_builds_a_client_with_short_timeouts(redis_server: RedisServer) -> None:

@@ -82,7 +82,7 @@ class MemoryCache:
             self._entries.move_to_end(key)
             return value
 
-    def set(self, key: str, value: bytes, ttl: int) -> None:
+    def set(self, key: str, value: bytes, ttl: float) -> None:
         check_entry_size(value)
         expires = self._clock() + ttl
         with self._lock:
