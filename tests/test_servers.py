@@ -1,16 +1,19 @@
 """The middleware under real WSGI servers, as subprocesses on 127.0.0.1.
 
-For gunicorn (sync, gthread, gevent workers), uWSGI (``--http11-socket``, threads) and
-waitress: a reproxied 50 MiB body arrives byte-exact, HEAD and Range work, failover works
-(every request here first meets a dead replica and a replica answering 404), a client
-that hangs up mid-body leaves the server serving, with the app's iterable closed, and a
-body that breaks reaches the client as a broken one, at once.
+For gunicorn (sync, gthread, gevent workers), uWSGI (``--http11-socket``, threads), waitress
+and Granian (``--interface wsgi``, blocking threads): a reproxied 50 MiB body arrives
+byte-exact, HEAD and Range work, failover works (every request here first meets a dead
+replica and a replica answering 404), a client that hangs up mid-body leaves the server
+serving, with the app's iterable closed, and a body that breaks reaches the client as a
+broken one, at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import http.server
+import importlib.util
 import json
 import shutil
 import socket
@@ -42,10 +45,13 @@ KINDS = [
     "gunicorn-gevent-preload",
     "uwsgi",
     "waitress",
+    "granian",
 ]
 
 
 def _available(kind):
+    if kind == "granian":
+        return importlib.util.find_spec("granian") is not None
     return kind != "uwsgi" or shutil.which(uwsgi_binary()) is not None
 
 
@@ -243,12 +249,23 @@ def test_a_stalled_target_times_out_without_stalling_the_server(server, client, 
         assert passed_through < outcome["finished"] - 0.3, "the server stalled with the target"
 
 
-def test_a_broken_chunked_body_of_known_length_looks_short_to_the_client(server, client):
-    """R6.4 under every server: a chunked target carries no Content-Length, and a server can
-    only close the connection when the body breaks -- which uWSGI's HTTP socket and any
-    HTTP/1.0 client take for a whole body.  With the length known from
-    X-Reproxy-Expected-Size, the middleware announces it, so the break shows."""
-    response = client.request("GET", server.base + "/d/x", preload_content=False)
+def _get_broken_body(pool, server):
+    """GET ``/d/x``, whose body breaks halfway; the bytes received before the connection
+    ended, which fall short of the announced length, or None when no response came at all.
+
+    Only Granian may send no response: it hands the iterator's exception to hyper as a
+    body error, and hyper drops the connection with whatever it has not written yet -- the
+    status line too when the break comes before its first write (a race: some requests
+    here), and some of the bytes the body yielded.  The client sees the connection close
+    (``RemoteDisconnected``), never a whole response; the other servers send the head first.
+    """
+    try:
+        response = pool.request("GET", server.base + "/d/x", preload_content=False)
+    except urllib3.exceptions.ProtocolError as error:
+        unanswered = isinstance(error.args[-1], http.client.RemoteDisconnected)
+        if server.kind != "granian" or not unanswered:
+            raise
+        return None
     assert response.status == 200
     assert response.headers.get("Content-Length") == str(DYING_SIZE)
     received = bytearray()
@@ -256,6 +273,20 @@ def test_a_broken_chunked_body_of_known_length_looks_short_to_the_client(server,
         _read_into(received, response)
     assert bytes(received) == FILES["1m.bin"][: len(received)]
     assert len(received) < DYING_SIZE
+    return bytes(received)
+
+
+def test_a_broken_chunked_body_of_known_length_looks_short_to_the_client(server, client):
+    """R6.4 under every server: a chunked target carries no Content-Length, and a server can
+    only close the connection when the body breaks -- which uWSGI's HTTP socket and any
+    HTTP/1.0 client take for a whole body.  With the length known from
+    X-Reproxy-Expected-Size, the middleware announces it, so the break shows."""
+    # Under Granian until one response shows its head (see _get_broken_body).
+    for _ in range(20 if server.kind == "granian" else 1):
+        received = _get_broken_body(client, server)
+        if received is not None:
+            break
+    assert received is not None, server.output()
 
 
 def _read_into(received, response):
@@ -269,12 +300,9 @@ def test_a_broken_body_is_cut_at_once(server):
     ``--http11-socket`` kept such a connection alive for its 4 s ``--socket-timeout``, so a
     read timeout of 2 s ran out first (ReadTimeoutError, not ProtocolError)."""
     with urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=2)) as pool:
-        response = pool.request("GET", server.base + "/d/x", preload_content=False)
-        assert response.headers.get("Content-Length") == str(DYING_SIZE)
-        received = bytearray()
-        with pytest.raises(urllib3.exceptions.ProtocolError):
-            _read_into(received, response)
-    assert 0 < len(received) < DYING_SIZE
+        received = _get_broken_body(pool, server)
+    if server.kind != "granian":  # Granian may drop what it had not written (see above)
+        assert received, server.output()
 
 
 def test_an_https_target_with_a_private_ca_serves(server, client):

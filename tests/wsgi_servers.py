@@ -1,7 +1,7 @@
 """Real WSGI servers as subprocesses on 127.0.0.1, serving tests/apps/serverapp.py.
 
-``ServerProcess(kind)`` starts gunicorn (sync, gthread, gevent), waitress or uWSGI with the
-same app, waits until it answers, and stops it (SIGTERM, then SIGKILL) at exit.  Its output
+``ServerProcess(kind)`` starts gunicorn (sync, gthread, gevent), waitress, uWSGI or Granian
+with the same app, waits until it answers, and stops it (SIGTERM, then SIGKILL) at exit.  Its output
 goes to a log file that is printed when a test fails, so a crash in the server is visible.
 """
 
@@ -77,6 +77,29 @@ def command(kind: str, port: int, threads: int, app: str, chdir: Path) -> list[s
             "--die-on-term",
             "--need-app",
             "--disable-logging",
+        ]
+    if kind == "granian":
+        # WSGI calls run on blocking threads, one each for the whole body (as gthread's
+        # threads); --backpressure, which counts connections, keeps its default (1024).
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--blocking-threads",
+            str(threads),
+            "--working-dir",
+            str(chdir),
+            "--workers-kill-timeout",
+            "1",
+            app,
         ]
     raise ValueError(kind)
 
