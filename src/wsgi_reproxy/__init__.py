@@ -7,7 +7,7 @@ that works.
 
 from .cache import CacheBackend, MemoryCache
 from .decision_cache import default_cache_key
-from .directive import reproxy_headers
+from .digest import format_digest
 from .errors import (
     AllUpstreamsFailed,
     ReproxyError,
@@ -17,6 +17,7 @@ from .errors import (
 from .exchange import CAPABILITY
 from .middleware import ReproxyMiddleware, can_reproxy
 from .redis_cache import RedisCache
+from .reply import reproxy_headers
 from .report import AttemptReport, ReproxyReport
 from .settings import (
     DEFAULT_CHUNK_SIZE,
@@ -49,5 +50,6 @@ __all__ = [
     "__version__",
     "can_reproxy",
     "default_cache_key",
+    "format_digest",
     "reproxy_headers",
 ]

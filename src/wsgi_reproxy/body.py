@@ -15,12 +15,13 @@ from typing import Any, NoReturn
 from urllib3.exceptions import ReadTimeoutError
 
 from .closing import close_iterable
+from .digest import DigestCheck, held_back
 from .errors import UpstreamBodyError, UpstreamError
 from .failures import upstream_errors
 from .report import Outcome, ReproxyReport
 from .resume import NoResume, Resumer
 from .target import Target
-from .upstream import discard
+from .upstream import discard, release
 
 __all__ = ["ReproxyBody"]
 
@@ -63,6 +64,7 @@ class ReproxyBody:
     __slots__ = (
         "_aborted",
         "_app_iterable",
+        "_check",
         "_chunk_size",
         "_closed",
         "_complete",
@@ -87,6 +89,7 @@ class ReproxyBody:
         report: ReproxyReport,
         finish: Callable[[Outcome, int], None] | None = None,
         on_abort: Callable[[], None] | None = None,
+        check: DigestCheck | None = None,
     ) -> None:
         self._target = target
         self._response = target.response
@@ -98,6 +101,7 @@ class ReproxyBody:
         self._report = report
         self._finish = finish
         self._on_abort = on_abort
+        self._check = check
         self._complete = not target.has_body
         self._aborted = False
         self._closed = False
@@ -130,20 +134,41 @@ class ReproxyBody:
     def _stream(self) -> Iterator[bytes]:
         expected = self._target.expected_length
         confirm_end = self._target.confirm_end
+        check = self._check
+        hold_back = expected is None
         try:
             with upstream_errors(self.url):
-                for chunk in self._chunks():
+                chunks = self._chunks()
+                if check is not None and hold_back:
+                    chunks = held_back(chunks, check, self._verify)
+                for chunk in chunks:
                     sent = self._sent + len(chunk)
                     if expected is not None and sent > expected:
                         self._abort(f"more than the {expected} bytes expected")
                     if sent == expected and confirm_end:
                         self._nothing_follows(expected)
+                    if check is not None and not hold_back:
+                        check.update(chunk)
+                        if sent == expected:
+                            self._verify(check)
                     self._sent = sent
                     yield chunk
         except UpstreamError as error:
             raise _Broken(error.reason) from error
         if expected is not None and self._sent != expected:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")
+
+    def _verify(self, check: DigestCheck) -> None:
+        """The whole body is in hand: send its last piece only if it is the file asked
+        for; else every URL that sent part of it counts as failed (R10.1)."""
+        mismatch = check.mismatch()
+        self._report.digest = check.verdict
+        if mismatch is None:
+            return
+        for attempt in self._report.attempts:
+            if attempt.outcome in ("served", "resumed"):
+                attempt.outcome, attempt.reason = "failed", "digest mismatch"
+        self._abort(mismatch)
 
     def _nothing_follows(self, expected: int) -> None:
         """The body has its ``expected`` bytes: more would make it another file's.
@@ -210,7 +235,7 @@ class ReproxyBody:
         try:
             close_iterable(self._app_iterable)
         finally:
-            self._release()
+            release(self._target, self._response, complete=self._complete)
             if self._finish is not None:
                 self._finish(self._outcome(), self._sent)
 
@@ -218,17 +243,3 @@ class ReproxyBody:
         if self._aborted:
             return "aborted"
         return "complete" if self._complete else "client_gone"
-
-    def _release(self) -> None:
-        target = self._target
-        if not target.has_body and not target.stands_in_for_head:
-            # HEAD, 204, 304: nothing to read, but http.client still counts the response
-            # as pending until it is read; released unread, the connection would answer
-            # the next request with ResponseNotReady.
-            self._response.drain_conn()
-        elif self._complete and target.has_body:
-            self._response.release_conn()
-        else:
-            # A body cut short, or a GET standing in for a refused HEAD: what is still on
-            # the wire must never reach the next request on this connection.
-            discard(self._response)

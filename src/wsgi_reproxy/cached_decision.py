@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .cache import MAX_ENTRY_BYTES
-from .directive import SIZE_HEADER, URL_HEADER, Directive
+from .digest import DIGEST_HEADER
+from .directive import FILE_HEADER, SIZE_HEADER, URL_HEADER, Directive
 from .headers import REPROXY_PREFIX, TOKEN
 
 __all__ = [
@@ -40,6 +41,8 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # A cookie is one user's: a shared decision must never hand it to another (RFC 9111 §7.3
 # lets shared caches store Set-Cookie; CDNs strip it, and so do we).
 NEVER_STORED = frozenset({"set-cookie", "set-cookie2"})
+# The directive's own headers, the only X-Reproxy-* an entry holds.
+DIRECTIVE_HEADERS = frozenset({URL_HEADER, FILE_HEADER, SIZE_HEADER, DIGEST_HEADER})
 
 
 class CorruptEntry(ValueError):
@@ -76,9 +79,15 @@ def encode_entry(
 ) -> bytes | None:
     """The entry for ``directive`` with the app's headers named in ``keep`` (lower case);
     None when it would be over :data:`~wsgi_reproxy.cache.MAX_ENTRY_BYTES`."""
-    headers = [[URL_HEADER, " ".join(directive.urls)]]
+    headers = []
+    if directive.file is not None:
+        headers.append([FILE_HEADER, directive.file])
+    if directive.urls:
+        headers.append([URL_HEADER, " ".join(directive.urls)])
     if directive.expected_size is not None:
         headers.append([SIZE_HEADER, str(directive.expected_size)])
+    if directive.digest is not None:
+        headers.append([DIGEST_HEADER, directive.digest.field_value()])
     for name, value in app_headers:
         lowered = name.lower()
         if (
@@ -113,12 +122,12 @@ def decode_entry(entry: object) -> list[tuple[str, str]]:
         name, value = item
         lowered = name.lower()
         if lowered in NEVER_STORED or (
-            lowered.startswith(REPROXY_PREFIX) and lowered not in (URL_HEADER, SIZE_HEADER)
+            lowered.startswith(REPROXY_PREFIX) and lowered not in DIRECTIVE_HEADERS
         ):
             raise CorruptEntry(f"header {name!r} is never stored")
         headers.append((name, value))
-    if headers[0][0] != URL_HEADER:
-        raise CorruptEntry("no X-Reproxy-Url first")
+    if headers[0][0] not in (URL_HEADER, FILE_HEADER):
+        raise CorruptEntry("no X-Reproxy-Url or X-Reproxy-File first")
     return headers
 
 

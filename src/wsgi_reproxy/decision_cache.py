@@ -27,6 +27,7 @@ from .cached_decision import (
     parse_cache_for,
 )
 from .directive import Directive, HostPatterns, Rejected, parse_directive
+from .file_roots import FileRoots
 
 __all__ = [
     "CACHE_ENVIRON_KEY",
@@ -76,6 +77,7 @@ class DecisionCache:
         "_rest_until",
         "_warn_after",
         "backend",
+        "file_roots",
         "hosts",
         "key",
         "max_age",
@@ -90,12 +92,14 @@ class DecisionCache:
         *,
         max_urls: int,
         hosts: HostPatterns | None,
+        file_roots: FileRoots | None = None,
     ) -> None:
         self.backend = backend
         self.key = key
         self.max_age = max_age
         self.max_urls = max_urls  # a kept directive is checked as the app's would be
         self.hosts = hosts
+        self.file_roots = file_roots
         # Bounded by count and by entry size: at most 256 x 16 KiB held.
         self._checked = functools.lru_cache(maxsize=CHECKED_ENTRIES)(self._check)
         self._lock = threading.Lock()
@@ -150,7 +154,11 @@ class DecisionCache:
             return str(error)
         rejected: list[Rejected] = []
         directive = parse_directive(
-            app_headers, max_urls=self.max_urls, hosts=self.hosts, rejected=rejected
+            app_headers,
+            max_urls=self.max_urls,
+            hosts=self.hosts,
+            file_roots=self.file_roots,
+            rejected=rejected,
         )
         if isinstance(directive, Directive) and not rejected:
             return directive, app_headers

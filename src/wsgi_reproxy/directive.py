@@ -23,6 +23,8 @@ from urllib.parse import unquote
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from .digest import DIGEST_HEADER, ExpectedDigest, parse_expected_digest
+from .file_roots import FileRoots
 from .hosts import DEFAULT_PORTS, HostPatterns
 from .request_target import CACHED_URL_MAX, request_target, target_problem
 
@@ -33,11 +35,11 @@ __all__ = [
     "check_url",
     "parse_directive",
     "parse_expected_size",
-    "reproxy_headers",
 ]
 
 URL_HEADER = "x-reproxy-url"
 SIZE_HEADER = "x-reproxy-expected-size"
+FILE_HEADER = "x-reproxy-file"
 
 # Split on SP, HT, CR, LF and FF only: str.split() would also split on U+0085, U+00A0 ...
 # which are not separators in an HTTP header (SPEC R4.1).
@@ -49,10 +51,13 @@ _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
 
 @dataclass(frozen=True, slots=True)
 class Directive:
-    """What the app asked for: the URLs to try, in order, and the expected full size."""
+    """What the app asked for: a local file to try first (perlbal's ``X-Reproxy-File``),
+    the URLs to try, in order, the expected full size and the expected digest."""
 
     urls: tuple[str, ...]
     expected_size: int | None = None
+    file: str | None = None
+    digest: ExpectedDigest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,27 +168,34 @@ def parse_directive(
     *,
     max_urls: int,
     hosts: HostPatterns | None = None,
+    file_roots: FileRoots | None = None,
     rejected: list[Rejected] | None = None,
 ) -> Directive | InvalidDirective | None:
     """Read the directive from the app's response headers.
 
-    Returns ``None`` when there is no directive (absent, or empty/whitespace only, SPEC
-    R4.2), an :class:`InvalidDirective` when there is one but nothing usable (502), else a
-    :class:`Directive`.  Skipped URLs are appended to ``rejected`` for the caller to log.
+    Returns ``None`` when there is no directive (no ``X-Reproxy-Url`` or ``X-Reproxy-File``,
+    or only empty ones, SPEC R4.2), an :class:`InvalidDirective` when there is one but
+    nothing usable (502), else a :class:`Directive`.  Skipped URLs, and a file refused
+    because ``file_roots`` is not set or the path is no absolute path, are appended to
+    ``rejected`` for the caller to log.
     """
     tokens: list[str] = []
-    size_values: list[str] = []
+    values: dict[str, list[str]] = {SIZE_HEADER: [], FILE_HEADER: [], DIGEST_HEADER: []}
     for name, value in headers:
         lowered = name.lower()
         if lowered == URL_HEADER:
             tokens.extend(token for token in _SEPARATORS.split(value) if token)
-        elif lowered == SIZE_HEADER:
-            size_values.append(value)
-    if not tokens:
+        elif lowered in values:
+            values[lowered].append(value)
+    paths = {path for path in (value.strip(" \t") for value in values[FILE_HEADER]) if path}
+    if not tokens and not paths:
         return None
-    expected_size = _one_size(size_values)
+    expected_size = _one_size(values[SIZE_HEADER])
     if isinstance(expected_size, InvalidDirective):
         return expected_size
+    digest = parse_expected_digest(values[DIGEST_HEADER])
+    if isinstance(digest, str):
+        return InvalidDirective(digest)
     urls = []
     for token in tokens[:max_urls]:
         reason = check_url(token, hosts)
@@ -191,45 +203,32 @@ def parse_directive(
             urls.append(token)
         elif rejected is not None:
             rejected.append(Rejected(token, reason))
-    if not urls:
-        return InvalidDirective(f"none of the {min(len(tokens), max_urls)} URL(s) is usable")
-    return Directive(tuple(urls), expected_size)
+    file = _one_file(paths, file_roots, rejected)
+    if not urls and file is None:
+        return InvalidDirective(
+            f"none of the {min(len(tokens), max_urls)} URL(s) is usable"
+            if tokens
+            else "the X-Reproxy-File cannot be served"
+        )
+    return Directive(tuple(urls), expected_size, file, digest)
 
 
-def reproxy_headers(*urls: str, expected_size: int | None = None) -> list[tuple[str, str]]:
-    """The response headers that ask the middleware to serve ``urls`` (SPEC R1.3).
-
-    URLs are checked the same way the middleware checks them, so a mistake shows up in the
-    app, with a traceback, instead of as a 502 later -- all but the middleware's own
-    settings, which this function does not know: a URL outside ``upstream_hosts``, or
-    beyond the first ``max_urls``, passes here and is skipped there::
-
-        >>> reproxy_headers("http://store-1/f/42", "http://store-2/f/42", expected_size=1024)
-        ... # doctest: +NORMALIZE_WHITESPACE
-        [('X-Reproxy-Url', 'http://store-1/f/42 http://store-2/f/42'),
-         ('X-Reproxy-Expected-Size', '1024')]
-
-    :param urls: absolute http(s) URLs, tried in order, whose path and query are sent
-        byte for byte as written: made of RFC 3986 characters and ``%XX`` escapes only (a
-        space is ``%20``, a literal ``%`` is ``%25``).
-    :param expected_size: the full length of the file; a target that disagrees counts as failed.
-    :raises ValueError: no URL, an invalid URL, or a size that is not a non-negative int.
-    """
-    if not urls:
-        raise ValueError("reproxy_headers() needs at least one URL")
-    for url in urls:
-        if not isinstance(url, str):
-            raise TypeError(f"URLs must be str, not {type(url).__name__}")
-        reason = check_url(url)
-        if reason is not None:
-            raise ValueError(f"cannot reproxy {url!r}: it {reason}")
-    headers = [("X-Reproxy-Url", " ".join(urls))]
-    if expected_size is not None:
-        if (
-            isinstance(expected_size, bool)
-            or not isinstance(expected_size, int)
-            or expected_size < 0
-        ):
-            raise ValueError(f"expected_size must be a non-negative int, not {expected_size!r}")
-        headers.append(("X-Reproxy-Expected-Size", str(expected_size)))
-    return headers
+def _one_file(
+    paths: set[str], file_roots: FileRoots | None, rejected: list[Rejected] | None
+) -> str | None:
+    """The one path of ``X-Reproxy-File``, when it may be tried at all (R9.1, R9.2)."""
+    if not paths:
+        return None
+    if len(paths) > 1:
+        reason = "X-Reproxy-File names more than one file"
+    elif file_roots is None:
+        reason = "X-Reproxy-File is refused: the middleware has no file_roots"
+    else:
+        path = next(iter(paths))
+        problem = FileRoots.path_problem(path)
+        if problem is None:
+            return path
+        reason = f"X-Reproxy-File {problem}"
+    if rejected is not None:
+        rejected.append(Rejected(", ".join(sorted(paths)), reason))
+    return None

@@ -28,11 +28,13 @@ from .abort import abort_hook
 from .body import ReproxyBody
 from .client_head import client_head, error_head
 from .closing import ClosingIterable, close_iterable
+from .digest import digest_check
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed
+from .file_source import URL_ENVIRON_KEY, FileSource
 from .headers import strip_reproxy_headers
 from .report import REPORT_ENVIRON_KEY, AttemptReport, Outcome, ReproxyReport, notify
-from .resume import NoResume, Resumer, plan_resume
+from .resume import resume_plan
 from .settings import Settings
 from .target import Target
 from .upstream import Upstream, discard
@@ -48,7 +50,6 @@ ExcInfo: TypeAlias = (
 
 CAPABILITY = "reproxy-file"
 CAPABILITY_KEY = "HTTP_X_PROXY_CAPABILITIES"
-URL_ENVIRON_KEY = "wsgi_reproxy.url"
 
 
 def _discard_write(data: bytes) -> None:
@@ -56,7 +57,7 @@ def _discard_write(data: bytes) -> None:
 
 
 @dataclass(slots=True, eq=False)
-class Exchange:
+class Exchange(FileSource):
     """One enabled request: watches the app's start_response, then reproxies or passes."""
 
     settings: Settings
@@ -104,6 +105,7 @@ class Exchange:
             headers,
             max_urls=self.settings.max_urls,
             hosts=self.settings.upstream_hosts,
+            file_roots=self.settings.file_roots,
             rejected=rejected,
         )
         for item in rejected:
@@ -148,15 +150,26 @@ class Exchange:
             return self._error(502, app_iterable)
         assert directive is not None
         try:
-            target, later, headers = self._first(directive)
+            return self._serve(directive, app_iterable)
         except AllUpstreamsFailed as failure:
             status = 504 if failure.timed_out else 502
+            if not directive.urls and self.report.attempts[-1].status == 404:
+                status = 404  # the file, the only source, does not exist (R9.2)
             log.error(
                 "reproxy failed, answering %d: every URL failed: %s",
                 status,
                 "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
             )
             return self._error(status, app_iterable)
+
+    def _serve(self, directive: Directive, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
+        """The first source that works, streamed: the file, then the URLs in order;
+        ``AllUpstreamsFailed`` when none does."""
+        if directive.file is not None:
+            served = self._serve_file(directive, app_iterable)
+            if served is not None:
+                return served
+        target, later, headers = self._first(directive)
         self._found(directive)
         return self._stream(target, later, headers, directive, app_iterable)
 
@@ -168,9 +181,6 @@ class Exchange:
             directive.urls, method, headers, directive.expected_size, self.report
         )
         return target, later, headers
-
-    def _found(self, directive: Directive) -> None:
-        """A URL of the app's directive answered (a hook: the decision cache stores it)."""
 
     def _stream(
         self,
@@ -185,10 +195,13 @@ class Exchange:
             target,
             chunk_size=self.settings.chunk_size,
             app_iterable=app_iterable,
-            resume=self._plan_resume(target, later, headers, directive),
+            resume=resume_plan(
+                self.settings.resume, target, self.upstream, later, headers, directive
+            ),
             report=self.report,
             finish=self._finish,
             on_abort=abort_hook(self.environ),
+            check=digest_check(directive.digest, target.status, target.encoded),
         )
 
     def _start(self, target: Target) -> None:
@@ -209,20 +222,6 @@ class Exchange:
         report.first_byte_seconds = time.monotonic() - self.started_at
         self.environ[URL_ENVIRON_KEY] = target.url
         log.debug("reproxying %r: %d", target.url, target.status)
-
-    def _plan_resume(
-        self, target: Target, later: tuple[str, ...], headers: dict[str, str], directive: Directive
-    ) -> NoResume | Callable[[], Resumer | NoResume]:
-        if not self.settings.resume:
-            return NoResume("resume=False")
-        return functools.partial(
-            plan_resume,
-            target,
-            upstream=self.upstream,
-            later_urls=later,
-            headers=headers,
-            expected_size=directive.expected_size,
-        )
 
     def _finish(self, outcome: Outcome, sent: int) -> None:
         """The body ended, broke or was left: complete the report and hand it over."""

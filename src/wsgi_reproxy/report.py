@@ -86,6 +86,8 @@ class ReproxyReport:
         client's wait for storage); None when no response was started.
     :param cache: ``"hit"``, ``"miss"`` or ``"stored"`` when a decision cache is
         configured, else None.
+    :param digest: ``"match"`` or ``"mismatch"`` when the body was checked against
+        ``X-Reproxy-Expected-Digest`` to its end (SPEC R10), else None.
 
     ``str(report)`` is :meth:`summary`:
 
@@ -109,6 +111,7 @@ class ReproxyReport:
     seconds: float = 0.0
     first_byte_seconds: float | None = None
     cache: str | None = None
+    digest: str | None = None
 
     @property
     def served_url(self) -> str | None:
@@ -131,10 +134,10 @@ class ReproxyReport:
     def summary(self) -> str:
         """One line for an access log; it names the internal URL that served the body.
 
-        ``outcome status bytesB secondss [via URL] (N failed, N resumed) [cache X]``, with
-        ``streaming`` as the outcome while the body is still being sent and ``-`` for a
-        status not sent yet.  A URL with a space, a control or a non-ASCII character is
-        written with ``repr()``, so it cannot forge or split a log line.
+        ``outcome status bytesB secondss [via URL] (N failed, N resumed) [cache X]
+        [digest X]``, with ``streaming`` as the outcome while the body is still being sent
+        and ``-`` for a status not sent yet.  A URL with a space, a control or a non-ASCII
+        character is written with ``repr()``, so it cannot forge or split a log line.
         """
         parts = [
             self.outcome or "streaming",
@@ -148,6 +151,8 @@ class ReproxyReport:
         parts.append(f"({self.failed_attempts} failed, {self.resumes} resumed)")
         if self.cache is not None:
             parts.append(f"cache {self.cache}")
+        if self.digest is not None:
+            parts.append(f"digest {self.digest}")
         return " ".join(parts)
 
     def __str__(self) -> str:

@@ -19,9 +19,10 @@ proven to be the same bytes, and the response is aborted as SPEC R6.4 says.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -31,9 +32,10 @@ from .report import ReproxyReport
 from .target import Target
 
 if TYPE_CHECKING:
+    from .directive import Directive
     from .upstream import Upstream
 
-__all__ = ["NoResume", "Resumer", "plan_resume"]
+__all__ = ["NoResume", "Resumer", "plan_resume", "resume_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +185,27 @@ def plan_resume(
         first, last, total = 0, known - 1, known
     base = {k: v for k, v in headers.items() if k.lower() not in _RANGE_HEADERS}
     return Resumer(upstream, later_urls, base, validator, first, last, total, target.encoding)
+
+
+def resume_plan(
+    enabled: bool,
+    target: Target,
+    upstream: Upstream,
+    later_urls: tuple[str, ...],
+    headers: Mapping[str, str],
+    directive: Directive,
+) -> NoResume | Callable[[], Resumer | NoResume]:
+    """What the body is given: a plan worked out only if it breaks, or why there is none."""
+    if not enabled:
+        return NoResume("resume=False")
+    return functools.partial(
+        plan_resume,
+        target,
+        upstream=upstream,
+        later_urls=later_urls,
+        headers=headers,
+        expected_size=directive.expected_size,
+    )
 
 
 # Conditional headers are dropped from a resume request: the continuation is judged by

@@ -9,6 +9,7 @@ and one check in :meth:`Settings.build`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
@@ -27,12 +28,12 @@ from .config import (
     timeout_option,
 )
 from .decision_cache import DEFAULT_CACHE_MAX_AGE, CacheKey, DecisionCache, default_cache_key
+from .file_roots import FileRoots
 from .headers import HiddenHeaders, environ_key
 from .hosts import HostPatterns
+from .pool_option import pool_maxsize, pool_option
 from .report import Observer
 from .rules import RuleSet, compile_rules, ensure_collection
-from .transport.guard import is_guarded
-from .transport.pools import DEFAULT_POOL_MAXSIZE, make_pool
 
 __all__ = [
     "DEFAULTS",
@@ -82,6 +83,7 @@ class Options(TypedDict, total=False):
     cache: CacheBackend | None
     cache_key: CacheKey | None
     cache_max_age: int
+    file_roots: Iterable[str | os.PathLike[str]] | None
 
 
 DEFAULTS: Options = {
@@ -101,6 +103,7 @@ DEFAULTS: Options = {
     "cache": None,
     "cache_key": None,
     "cache_max_age": DEFAULT_CACHE_MAX_AGE,
+    "file_roots": None,
 }
 
 
@@ -124,6 +127,7 @@ class Settings:
     hide: HiddenHeaders
     observer: Observer | None
     cache: DecisionCache | None
+    file_roots: FileRoots | None
     preserved: frozenset[str]  # ``preserve`` in lower case
     forward_keys: tuple[tuple[str, str], ...]  # (header name, environ key)
 
@@ -137,6 +141,7 @@ class Settings:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
         options: Options = {**DEFAULTS, **given}
         hosts = _hosts(options["upstream_hosts"])
+        roots = _file_roots(options["file_roots"])
         max_urls = positive_int(options["max_urls"], "max_urls")
         timeout = timeout_option(options["timeout"])
         refuse = flag(options["refuse_local"], "refuse_local")
@@ -150,8 +155,12 @@ class Settings:
             upstream_hosts=hosts,
             forward=forward_names,
             timeout=timeout,
-            pool=_pool(options["pool"], options["pool_maxsize"], block, timeout, refuse, hosts),
-            pool_maxsize=None if options["pool"] is not None else _maxsize(options["pool_maxsize"]),
+            pool=pool_option(
+                options["pool"], options["pool_maxsize"], block, timeout, refuse, hosts
+            ),
+            pool_maxsize=None
+            if options["pool"] is not None
+            else pool_maxsize(options["pool_maxsize"]),
             pool_block=block,
             chunk_size=positive_int(options["chunk_size"], "chunk_size"),
             max_urls=max_urls,
@@ -159,7 +168,8 @@ class Settings:
             refuse_local=refuse,
             hide=hide_option(options["hide"]),
             observer=observer_option(options["observer"]),
-            cache=_cache(options, max_urls, hosts),
+            cache=_cache(options, max_urls, hosts, roots),
+            file_roots=roots,
             preserved=frozenset(name.lower() for name in preserve_names),
             forward_keys=tuple((name, environ_key(name)) for name in forward_names),
         )
@@ -179,6 +189,7 @@ class Settings:
             f"max_urls={self.max_urls!r}, resume={self.resume!r}, "
             f"refuse_local={self.refuse_local!r}, hide={list(self.hide.patterns)!r}, "
             f"observer={self.observer!r}{self._cache_form()}"
+            + ("" if self.file_roots is None else f", file_roots={self.file_roots!r}")
         )
 
     def _cache_form(self) -> str:
@@ -194,7 +205,17 @@ def _hosts(upstream_hosts: Iterable[str] | None) -> HostPatterns | None:
     return HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
 
 
-def _cache(options: Options, max_urls: int, hosts: HostPatterns | None) -> DecisionCache | None:
+def _file_roots(roots: Iterable[str | os.PathLike[str]] | None) -> FileRoots | None:
+    if roots is None:
+        return None
+    if isinstance(roots, str | bytes | os.PathLike):
+        raise TypeError("file_roots must be a list of directories, not one path")
+    return FileRoots(ensure_collection(roots, "file_roots"))
+
+
+def _cache(
+    options: Options, max_urls: int, hosts: HostPatterns | None, roots: FileRoots | None
+) -> DecisionCache | None:
     backend, key = cache_option(options["cache"], options["cache_key"])
     max_age = positive_int(options["cache_max_age"], "cache_max_age")
     if backend is None:
@@ -205,43 +226,5 @@ def _cache(options: Options, max_urls: int, hosts: HostPatterns | None) -> Decis
         max_age,
         max_urls=max_urls,
         hosts=hosts,
+        file_roots=roots,
     )
-
-
-def _maxsize(pool_maxsize: int | None) -> int:
-    if pool_maxsize is None:
-        return DEFAULT_POOL_MAXSIZE
-    return positive_int(pool_maxsize, "pool_maxsize")
-
-
-def _pool(
-    pool: urllib3.PoolManager | None,
-    maxsize: int | None,
-    block: bool,
-    timeout: urllib3.Timeout,
-    refuse_local: bool,
-    hosts: HostPatterns | None,
-) -> urllib3.PoolManager:
-    """The pool given, checked against the other options; else one of our own."""
-    if pool is None:
-        return make_pool(
-            timeout,
-            refuse_local=refuse_local,
-            allowed=hosts,
-            maxsize=_maxsize(maxsize),
-            block=block,
-        )
-    if not isinstance(pool, urllib3.PoolManager):
-        raise TypeError(f"pool must be a urllib3.PoolManager, not {type(pool).__name__}")
-    if maxsize is not None or block:
-        raise ValueError(
-            "pool_maxsize and pool_block size the middleware's own pool: "
-            "with pool=..., size the pool you pass instead"
-        )
-    if refuse_local and not is_guarded(pool):
-        raise ValueError(
-            "refuse_local=True needs a pool that checks the addresses it connects to: "
-            "pass pool=None, or build yours as ReproxyPoolManager(refuse_local=True, "
-            "upstream_hosts=<the middleware's upstream_hosts>, ...)"
-        )
-    return pool

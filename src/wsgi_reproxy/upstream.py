@@ -29,7 +29,7 @@ from .target import Target
 from .transport.pools import urlopen_as_written
 from .version import __version__
 
-__all__ = ["HEAD_REFUSED", "USER_AGENT", "Upstream", "discard"]
+__all__ = ["HEAD_REFUSED", "USER_AGENT", "Upstream", "discard", "release"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,24 @@ def discard(response: BaseHTTPResponse) -> None:
     """
     response.close()
     response.release_conn()
+
+
+def release(target: Target, response: BaseHTTPResponse, *, complete: bool) -> None:
+    """Give the connection of a body that is done with back to the pool, or close it.
+
+    ``response`` is the target's, or the replica's that resumed it.
+    """
+    if not target.has_body and not target.stands_in_for_head:
+        # HEAD, 204, 304: nothing to read, but http.client still counts the response
+        # as pending until it is read; released unread, the connection would answer
+        # the next request with ResponseNotReady.
+        response.drain_conn()
+    elif complete and target.has_body:
+        response.release_conn()
+    else:
+        # A body cut short, or a GET standing in for a refused HEAD: what is still on
+        # the wire must never reach the next request on this connection.
+        discard(response)
 
 
 class Upstream:

@@ -1,0 +1,176 @@
+"""``X-Reproxy-Expected-Digest``: the bytes proven, not only the file named (SPEC R10).
+
+Resume proves "same file" only as well as the storage's validator, and the defaults of
+Apache and nginx (mtime and size) let two different files with equal sizes and clocks pass:
+a download can be spliced from two replicas and still look complete.  An app that knows
+the file's digest (MogileFS, S3's ``x-amz-checksum-sha256``, a database column) sends it
+in RFC 9530's field syntax, ``sha-256=:BASE64:``, and the body is hashed as it passes;
+its last piece is held back until the digest matches (:mod:`wsgi_reproxy.body`).
+
+This module only reads and writes the field and keeps the running hash: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "ALGORITHMS",
+    "DigestCheck",
+    "ExpectedDigest",
+    "digest_check",
+    "format_digest",
+    "held_back",
+    "parse_expected_digest",
+]
+
+log = logging.getLogger(__name__)
+
+DIGEST_HEADER = "x-reproxy-expected-digest"
+
+# RFC 9530's names, strongest first: with several, the strongest known one is checked.
+# hashlib's name and the digest's length in bytes.
+ALGORITHMS: dict[str, tuple[str, int]] = {
+    "sha-512": ("sha512", 64),
+    "sha-256": ("sha256", 32),
+    "md5": ("md5", 16),
+}
+
+# One RFC 8941 dictionary member whose value is a byte sequence, parameters allowed
+# (RFC 9530 defines none; they are ignored).
+_MEMBER = re.compile(r"([a-z*][a-z0-9_.*-]*)=:([A-Za-z0-9+/]*={0,2}):((?:;[^,;]+)*)")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedDigest:
+    """The digest a body must have: an RFC 9530 algorithm name and the raw digest."""
+
+    algorithm: str
+    value: bytes
+
+    def field_value(self) -> str:
+        """As the header writes it: ``sha-256=:BASE64:``."""
+        return f"{self.algorithm}=:{base64.b64encode(self.value).decode('ascii')}:"
+
+    def check(self) -> DigestCheck:
+        """A running hash for one body."""
+        return DigestCheck(self)
+
+
+class DigestCheck:
+    """The hash of the bytes sent so far, across resumes, and its verdict at the end."""
+
+    __slots__ = ("_hash", "expected", "verdict")
+
+    def __init__(self, expected: ExpectedDigest) -> None:
+        self.expected = expected
+        self._hash = hashlib.new(ALGORITHMS[expected.algorithm][0])
+        self.verdict: str | None = None  # "match" or "mismatch" once the body ended
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+
+    def mismatch(self) -> str | None:
+        """Why the bytes hashed so far are not the expected file; None when they are."""
+        found = self._hash.digest()
+        if found == self.expected.value:
+            self.verdict = "match"
+            return None
+        self.verdict = "mismatch"
+        ours = base64.b64encode(found).decode("ascii")
+        return (
+            f"digest mismatch: {self.expected.algorithm} of the body is :{ours}:, expected "
+            + (self.expected.field_value().partition("=")[2])
+        )
+
+
+def held_back(
+    chunks: Iterator[bytes], check: DigestCheck, verify: Callable[[DigestCheck], None]
+) -> Iterator[bytes]:
+    """For a checked body whose end only the storage knows (no length): each piece goes
+    out once the next has come, and the last once ``verify`` has passed the digest."""
+    held = b""
+    for chunk in chunks:
+        if held:
+            check.update(held)
+            yield held
+        held = chunk
+    check.update(held)
+    verify(check)
+    if held:
+        yield held
+
+
+def digest_check(expected: ExpectedDigest | None, status: int, encoded: bool) -> DigestCheck | None:
+    """A running hash for a body that can be checked against ``expected``: a whole file
+    (200) as stored (no content coding).  Others pass unchecked (R10.1)."""
+    if expected is None:
+        return None
+    if status != 200 or encoded:
+        log.debug("X-Reproxy-Expected-Digest not checked: a %d, encoded=%s", status, encoded)
+        return None
+    return DigestCheck(expected)
+
+
+def parse_expected_digest(values: list[str]) -> ExpectedDigest | str | None:
+    """The digest asked for; None when no value was sent; a ``str`` saying why a value
+    is malformed (the directive is then invalid: 502, SPEC R10.1).
+
+    Several headers are one dictionary (RFC 9110 §5.3).  Unknown algorithms are ignored
+    (RFC 9530 §2); with none known, or one known twice with two values, or a digest of
+    the wrong length, the value is malformed.
+    """
+    text = ",".join(values).strip(" \t")
+    if not text:
+        return None if not values else "an empty X-Reproxy-Expected-Digest"
+    known: dict[str, bytes] = {}
+    for member in text.split(","):
+        matched = _MEMBER.fullmatch(member.strip(" \t"))
+        if matched is None:
+            return f"X-Reproxy-Expected-Digest member {member.strip()!r} is not name=:BASE64:"
+        name, encoded = matched.group(1), matched.group(2)
+        if name not in ALGORITHMS:
+            continue
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            return f"X-Reproxy-Expected-Digest {name} is not valid base64"
+        if len(raw) != ALGORITHMS[name][1]:
+            return (
+                f"X-Reproxy-Expected-Digest {name} has {len(raw)} bytes, not {ALGORITHMS[name][1]}"
+            )
+        if known.setdefault(name, raw) != raw:
+            return f"X-Reproxy-Expected-Digest gives two different {name} values"
+    for name in ALGORITHMS:
+        if name in known:
+            return ExpectedDigest(name, known[name])
+    return (
+        f"X-Reproxy-Expected-Digest {text!r} names no supported algorithm ({', '.join(ALGORITHMS)})"
+    )
+
+
+def format_digest(algorithm: str, digest: bytes | str) -> str:
+    """The ``X-Reproxy-Expected-Digest`` value for a digest the app holds.
+
+    ``digest`` is the raw digest (``hashlib.sha256(data).digest()``), or its hex form (an
+    S3 single-part ``ETag`` is the object's MD5 in hex)::
+
+        >>> format_digest("md5", "9e107d9d372bb6826bd81d3542a419d6")
+        'md5=:nhB9nTcrtoJr2B01QqQZ1g==:'
+
+    :raises ValueError: an unknown algorithm, bad hex, or a digest of the wrong length.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+    raw = bytes.fromhex(digest) if isinstance(digest, str) else bytes(digest)
+    if len(raw) != ALGORITHMS[algorithm][1]:
+        raise ValueError(
+            f"a {algorithm} digest has {ALGORITHMS[algorithm][1]} bytes, not {len(raw)}"
+        )
+    return ExpectedDigest(algorithm, raw).field_value()

@@ -1,0 +1,113 @@
+"""The local file of a directive as one more source, tried before its URLs (SPEC R9).
+
+A mixin of :class:`~wsgi_reproxy.exchange.Exchange`, kept apart because only a middleware
+with ``file_roots`` ever gets a directive with a file (without them ``X-Reproxy-File`` is
+refused when the directive is read).  A file that is missing or refused is one more
+failed source, reported like a URL that failed; a file that opens answers the request
+through webob (:mod:`wsgi_reproxy.local_file`) with the app's ``preserve`` headers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.types import StartResponse
+
+from .abort import abort_hook
+from .closing import close_iterable
+from .digest import DigestCheck
+from .directive import Directive
+from .file_roots import FileRefused
+from .headers import merge_preserved
+from .local_file import serve_file
+from .report import AttemptReport, Outcome, ReproxyReport
+from .settings import Settings
+
+__all__ = ["URL_ENVIRON_KEY", "FileSource"]
+
+log = logging.getLogger(__name__)
+
+URL_ENVIRON_KEY = "wsgi_reproxy.url"
+
+
+class FileSource:
+    """Serving ``X-Reproxy-File`` for an exchange (whose attributes are named below)."""
+
+    __slots__ = ()
+
+    settings: Settings
+    environ: dict[str, Any]
+    start_response: StartResponse
+    app_headers: list[tuple[str, str]]
+    report: ReproxyReport
+    started_at: float
+
+    def _found(self, directive: Directive) -> None:
+        """A source of the app's directive answered (a hook: the decision cache stores it)."""
+
+    def _finish(self, outcome: Outcome, sent: int) -> None:
+        raise NotImplementedError
+
+    def _serve_file(
+        self, directive: Directive, app_iterable: Iterable[bytes] | Any
+    ) -> Iterable[bytes] | None:
+        """The response from the directive's file, or None when it is missing or refused."""
+        roots, path = self.settings.file_roots, directive.file
+        assert roots is not None, "a directive has a file only with file_roots"
+        assert path is not None
+        opened = roots.open(path)
+        if isinstance(opened, FileRefused):
+            log.warning("reproxy file %r not served: %s", path, opened.reason)
+            status = 404 if opened.missing else None
+            self.report.attempts.append(AttemptReport(path, status, "failed", opened.reason))
+            return None
+        self.report.attempts.append(AttemptReport(path, None, "served", seconds=0.0))
+        self._found(directive)
+        check = None if directive.digest is None else directive.digest.check()
+        return serve_file(
+            opened,
+            self.environ,
+            functools.partial(self._start_file, path),
+            check=check,
+            on_abort=abort_hook(self.environ),
+            done=functools.partial(self._file_done, app_iterable, check),
+        )
+
+    def _start_file(
+        self, path: str, status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        """webob's answer, with the app's ``preserve`` headers, to the client."""
+        code = int(status[:3])
+        headers = merge_preserved(headers, self.app_headers, self.settings.preserved, code)
+        write = self.start_response(status, headers)
+        report = self.report
+        report.url, report.status = path, code
+        report.attempts[-1].status = code
+        report.first_byte_seconds = time.monotonic() - self.started_at
+        self.environ[URL_ENVIRON_KEY] = path
+        log.debug("reproxying the local file %r: %d", path, code)
+        return write
+
+    def _file_done(
+        self,
+        app_iterable: Iterable[bytes] | Any,
+        check: DigestCheck | None,
+        outcome: Outcome,
+        sent: int,
+    ) -> None:
+        try:
+            close_iterable(app_iterable)
+        finally:
+            report = self.report
+            if check is not None:
+                report.digest = check.verdict
+            if outcome == "aborted":
+                attempt = report.attempts[-1]
+                attempt.outcome = "failed"
+                attempt.reason = (
+                    "digest mismatch" if check and check.verdict == "mismatch" else "file broke"
+                )
+            self._finish(outcome, sent)
