@@ -18,6 +18,7 @@ Every constructor option can be given as a string::
     observer = wsgi_reproxy.prometheus:PrometheusObserver
     cache = redis://127.0.0.1:6379/0
     cache_max_age = 600
+    file_roots = /srv/files /var/cache/thumbnails
 
 Lists are whitespace-separated.  A rule written ``re:PATTERN`` is a regex; one written
 ``call:package.module:function`` is a callable rule imported by name.  ``timeout`` is a
@@ -25,7 +26,8 @@ number of seconds or ``connect=N read=N``.  ``pool_maxsize`` and ``pool_block`` 
 middleware's own pool.  ``cache`` is ``memory`` or ``memory:MAXSIZE`` (a
 ``MemoryCache``), a ``redis://``, ``rediss://`` or ``unix://`` URL (a ``RedisCache``), or
 ``module:attribute`` (a backend object, or a class instantiated once); ``cache_key`` is
-``module:function``.  A bad value raises ValueError naming the option, when the ini file
+``module:function``.  ``file_roots`` lists absolute directories (paths with a space
+cannot be written here).  A bad value raises ValueError naming the option, when the ini file
 is loaded.
 """
 
@@ -166,6 +168,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "cache": _cache,
     "cache_key": _cache_key,
     "cache_max_age": _integer,
+    "file_roots": _words,
     "timeout": _timeout,
     "chunk_size": _size,
     "max_urls": _integer,
