@@ -169,8 +169,9 @@ class ServerProcess:
                     time.sleep(0.1)
                     continue
                 return  # any HTTP answer: the app is loaded
+        output = self.output()
         self.stop()
-        raise RuntimeError(f"{self.kind} did not answer within {timeout}s:\n{self.output()}")
+        raise RuntimeError(f"{self.kind} did not answer within {timeout}s:\n{output}")
 
     def output(self) -> str:
         self._log.flush()
