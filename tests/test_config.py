@@ -103,7 +103,7 @@ def test_defaults():
     assert mw.pool.connection_pool_kw["retries"].total is False
     assert mw.pool.connection_pool_kw["maxsize"] >= 16
     assert mw.forward == DEFAULT_FORWARD
-    assert mw.chunk_size == 64 * 1024
+    assert mw.chunk_size == 1024 * 1024
     assert mw.max_urls == 8
 
 

@@ -15,11 +15,12 @@ from typing import Any, NoReturn
 from urllib3.exceptions import ReadTimeoutError
 
 from .closing import close_iterable
-from .digest import DigestCheck, held_back
+from .digest import DigestCheck, held_back, verdict
 from .errors import UpstreamBodyError, UpstreamError
 from .failures import upstream_errors
 from .report import Outcome, ReproxyReport
 from .resume import NoResume, Resumer
+from .settings import FIRST_PIECE_SIZE
 from .target import Target
 from .upstream import discard, release
 
@@ -127,9 +128,12 @@ class ReproxyBody:
             if self._response.closed:
                 return  # a small body came whole with the first read: no empty read to make
         read = self._response.read1
-        chunk_size = self._chunk_size
-        while chunk := read(chunk_size, decode_content=False):
+        largest = self._chunk_size
+        size = min(FIRST_PIECE_SIZE, largest)
+        while chunk := read(size, decode_content=False):
             yield chunk
+            if len(chunk) == size and size < largest:
+                size = min(size * 2, largest)  # the body proves long: fewer, larger pieces
 
     def _stream(self) -> Iterator[bytes]:
         expected = self._target.expected_length
@@ -155,20 +159,16 @@ class ReproxyBody:
                     yield chunk
         except UpstreamError as error:
             raise _Broken(error.reason) from error
+        if check is not None and expected == 0:
+            self._verify(check)  # no piece held it: judged before the response (Upstream)
         if expected is not None and self._sent != expected:
             raise _Broken(f"ended after {self._sent} of {expected} bytes")
 
     def _verify(self, check: DigestCheck) -> None:
-        """The whole body is in hand: send its last piece only if it is the file asked
-        for; else every URL that sent part of it counts as failed (R10.1)."""
-        mismatch = check.mismatch()
-        self._report.digest = check.verdict
-        if mismatch is None:
-            return
-        for attempt in self._report.attempts:
-            if attempt.outcome in ("served", "resumed"):
-                attempt.outcome, attempt.reason = "failed", "digest mismatch"
-        self._abort(mismatch)
+        """The whole body is in hand: its last piece goes out only if it is the file."""
+        mismatch = verdict(check, self._report)
+        if mismatch is not None:
+            self._abort(mismatch)
 
     def _nothing_follows(self, expected: int) -> None:
         """The body has its ``expected`` bytes: more would make it another file's.
@@ -183,7 +183,7 @@ class ReproxyBody:
         if response.closed:
             return
         try:
-            more = response.read1(self._chunk_size, decode_content=False)
+            more = response.read1(FIRST_PIECE_SIZE, decode_content=False)
         except (ReadTimeoutError, TimeoutError):
             if response.chunked:
                 raise

@@ -52,17 +52,19 @@ class CachingExchange(Exchange):
             return None
         directive, app_headers = kept
         self._take(directive, app_headers)
+        self._set_result("hit")  # (and _found keeps the entry as it is)
         try:
-            target, later, headers = self._first(directive)
+            served = self._serve(directive, ())
         except AllUpstreamsFailed:
-            cache.refuse(key, "every URL failed; asking the app again")
+            self._set_result("miss")
+            sources = "URL" if directive.file is None else "source"
+            cache.refuse(key, f"every {sources} failed; asking the app again")
             return None
         self.started = True
-        self._set_result("hit")
-        return self._stream(target, later, headers, directive, ())
+        return served
 
     def _found(self, directive: Directive) -> None:
-        if self.cache_key is None:
+        if self.cache_key is None or self.report.cache == "hit":
             return
         if self.cache.store(self.cache_key, directive, self.app_headers, self.settings.preserved):
             self._set_result("stored")

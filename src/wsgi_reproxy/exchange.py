@@ -30,7 +30,7 @@ from .client_head import client_head, error_head
 from .closing import ClosingIterable, close_iterable
 from .digest import digest_check
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
-from .errors import AllUpstreamsFailed
+from .errors import AllUpstreamsFailed, Attempt
 from .file_source import URL_ENVIRON_KEY, FileSource
 from .headers import strip_reproxy_headers
 from .report import REPORT_ENVIRON_KEY, AttemptReport, Outcome, ReproxyReport, notify
@@ -155,9 +155,11 @@ class Exchange(FileSource):
             status = 504 if failure.timed_out else 502
             if not directive.urls and self.report.attempts[-1].status == 404:
                 status = 404  # the file, the only source, does not exist (R9.2)
-            log.error(
-                "reproxy failed, answering %d: every URL failed: %s",
+            log.log(
+                logging.WARNING if status == 404 else logging.ERROR,
+                "reproxy failed, answering %d: every %s failed: %s",
                 status,
+                "URL" if directive.file is None else "source",
                 "; ".join(f"{a.url!r}: {a.reason}" for a in failure.attempts),
             )
             return self._error(status, app_iterable)
@@ -165,11 +167,16 @@ class Exchange(FileSource):
     def _serve(self, directive: Directive, app_iterable: Iterable[bytes]) -> Iterable[bytes]:
         """The first source that works, streamed: the file, then the URLs in order;
         ``AllUpstreamsFailed`` when none does."""
+        file_failed: list[Attempt] = []
         if directive.file is not None:
             served = self._serve_file(directive, app_iterable)
-            if served is not None:
+            if not isinstance(served, Attempt):
                 return served
-        target, later, headers = self._first(directive)
+            file_failed.append(served)
+        try:
+            target, later, headers = self._first(directive)
+        except AllUpstreamsFailed as failure:
+            raise AllUpstreamsFailed([*file_failed, *failure.attempts]) from None
         self._found(directive)
         return self._stream(target, later, headers, directive, app_iterable)
 
@@ -178,7 +185,7 @@ class Exchange(FileSource):
         method = "HEAD" if self.environ.get("REQUEST_METHOD") == "HEAD" else "GET"
         headers = self.upstream.request_headers(self.environ, method)
         target, later = self.upstream.first(
-            directive.urls, method, headers, directive.expected_size, self.report
+            directive.urls, method, headers, directive.expected_size, self.report, directive.digest
         )
         return target, later, headers
 
@@ -201,7 +208,7 @@ class Exchange(FileSource):
             report=self.report,
             finish=self._finish,
             on_abort=abort_hook(self.environ),
-            check=digest_check(directive.digest, target.status, target.encoded),
+            check=digest_check(directive.digest, target),
         )
 
     def _start(self, target: Target) -> None:

@@ -20,7 +20,8 @@ from .abort import abort_hook
 from .closing import close_iterable
 from .digest import DigestCheck
 from .directive import Directive
-from .file_roots import FileRefused
+from .errors import Attempt
+from .file_roots import FileRefused, OpenedFile
 from .headers import merge_preserved
 from .local_file import serve_file
 from .report import AttemptReport, Outcome, ReproxyReport
@@ -31,6 +32,15 @@ __all__ = ["URL_ENVIRON_KEY", "FileSource"]
 log = logging.getLogger(__name__)
 
 URL_ENVIRON_KEY = "wsgi_reproxy.url"
+
+
+def _empty_but_wrong(opened: OpenedFile, check: DigestCheck) -> OpenedFile | FileRefused:
+    """An empty file, refused when its digest is not the expected one."""
+    mismatch = check.mismatch()
+    if mismatch is None:
+        return opened
+    opened.file.close()
+    return FileRefused(mismatch)
 
 
 class FileSource:
@@ -53,20 +63,24 @@ class FileSource:
 
     def _serve_file(
         self, directive: Directive, app_iterable: Iterable[bytes] | Any
-    ) -> Iterable[bytes] | None:
-        """The response from the directive's file, or None when it is missing or refused."""
+    ) -> Iterable[bytes] | Attempt:
+        """The response from the directive's file, or why it failed: missing, refused, or
+        empty when the digest says it must not be."""
         roots, path = self.settings.file_roots, directive.file
         assert roots is not None, "a directive has a file only with file_roots"
         assert path is not None
         opened = roots.open(path)
+        check = None if directive.digest is None else directive.digest.check()
+        if not isinstance(opened, FileRefused) and not opened.stat.st_size and check:
+            opened = _empty_but_wrong(opened, check)  # no piece to hold back: judged now
+            self.report.digest = check.verdict
         if isinstance(opened, FileRefused):
             log.warning("reproxy file %r not served: %s", path, opened.reason)
             status = 404 if opened.missing else None
             self.report.attempts.append(AttemptReport(path, status, "failed", opened.reason))
-            return None
+            return Attempt(path, opened.reason)
         self.report.attempts.append(AttemptReport(path, None, "served", seconds=0.0))
         self._found(directive)
-        check = None if directive.digest is None else directive.digest.check()
         return serve_file(
             opened,
             self.environ,

@@ -19,11 +19,12 @@ from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry
 
+from .digest import ExpectedDigest, whole_body_mismatch
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .failures import answered, as_upstream_error, closed_under_us, upstream_errors
 from .headers import upstream_request_headers
 from .report import AttemptReport, ReproxyReport
-from .settings import Settings
+from .settings import FIRST_PIECE_SIZE, Settings
 from .small_body import read_small_body
 from .target import Target
 from .transport.pools import urlopen_as_written
@@ -73,13 +74,13 @@ def release(target: Target, response: BaseHTTPResponse, *, complete: bool) -> No
 class Upstream:
     """Requests to storage for every request of one middleware (shared across threads)."""
 
-    __slots__ = ("chunk_size", "forward_keys", "pool", "timeout")
+    __slots__ = ("first_piece", "forward_keys", "pool", "timeout")
 
     def __init__(self, settings: Settings) -> None:
         self.pool = settings.pool
         self.timeout = settings.timeout
         self.forward_keys = settings.forward_keys
-        self.chunk_size = settings.chunk_size
+        self.first_piece = min(FIRST_PIECE_SIZE, settings.chunk_size)
 
     def request_headers(self, environ: Mapping[str, Any], method: str) -> dict[str, str]:
         """The headers every URL of this request is asked with (R5.2)."""
@@ -119,11 +120,15 @@ class Upstream:
         headers: Mapping[str, str],
         expected_size: int | None,
         report: ReproxyReport,
+        digest: ExpectedDigest | None = None,
     ) -> tuple[Target, tuple[str, ...]]:
         """The first URL that answers with a usable status and, unless it has no body, a
-        first piece of it; and the URLs after it (for resume)."""
+        first piece of it; and the URLs after it (for resume).  A body that came whole
+        with that piece and does not match ``digest`` fails its URL (R10.1)."""
         index, target = self.try_each(
-            urls, lambda url: self._attempt(url, method, headers, expected_size), report
+            urls,
+            lambda url: self._attempt(url, method, headers, expected_size, digest, report),
+            report,
         )
         return target, tuple(urls[index + 1 :])
 
@@ -160,7 +165,13 @@ class Upstream:
         )
 
     def _attempt(
-        self, url: str, method: str, headers: Mapping[str, str], expected_size: int | None
+        self,
+        url: str,
+        method: str,
+        headers: Mapping[str, str],
+        expected_size: int | None,
+        digest: ExpectedDigest | None,
+        report: ReproxyReport,
     ) -> Target:
         started = time.monotonic()
         response = self.open(url, method, headers)
@@ -176,6 +187,10 @@ class Upstream:
             )
             target.head_seconds = head_seconds
             target.first_chunk = self._first_chunk(target, expected_size)
+            mismatch = whole_body_mismatch(digest, target)
+            if mismatch is not None:
+                report.digest = "mismatch"
+                raise UpstreamError(url, mismatch, status=response.status)
             return target
         except UpstreamError as error:
             discard(response)
@@ -193,10 +208,10 @@ class Upstream:
         if not target.has_body:
             return b""  # (a GET standing in for a refused HEAD: its body is never read)
         with upstream_errors(target.url, "body broke before its first byte: "):
-            first = target.response.read1(self.chunk_size, decode_content=False)
+            first = target.response.read1(self.first_piece, decode_content=False)
         if expected_size is None:
             return first
-        return read_small_body(target, first, expected_size, self.chunk_size, self.timeout)
+        return read_small_body(target, first, expected_size, self.first_piece, self.timeout)
 
 
 def _failed(error: UpstreamError) -> AttemptReport:
