@@ -7,8 +7,8 @@ Per request (the enabled case is :class:`~wsgi_reproxy.exchange.Exchange`)::
     enabled       -> set X-Proxy-Capabilities, call the app, and look at the
                      headers it passes to start_response:
                        no directive -> pass through, as above
-                       directive    -> discard the app's body, fetch the first
-                                       working URL, stream it             (R4-R6)
+                       directive    -> discard the app's body, stream the first
+                                       source that works (file, URLs)     (R4-R6, R9)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import urllib3
 
 from .caching_exchange import CachingExchange
 from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo
+from .file_roots import FileRoots
 from .headers import HiddenHeaders, strip_reproxy_headers
 from .hosts import HostPatterns
 from .report import Observer
@@ -139,7 +140,8 @@ class ReproxyMiddleware:
         (``None``: 32): at least the server's threads (or greenlets) per process.
     :param pool_block: when every connection to a host is busy, wait for one (``True``)
         instead of opening an extra one that is not kept (``False``, the default).
-    :param chunk_size: the largest piece of body handed to the server at once.
+    :param chunk_size: the largest piece of body handed to the server at once (pieces
+        start at 64 KiB and grow to it as a body proves long).
     :param max_urls: how many URLs of one directive are considered.
     :param resume: when a body breaks mid-stream, continue it from the next URL at the
         exact byte where it stopped, if that replica proves it holds the same bytes.
@@ -165,6 +167,7 @@ class ReproxyMiddleware:
         and query, and never caches requests with ``Authorization``: pass one when the
         view's decision depends on anything else (the user, a cookie).
     :param cache_max_age: the longest a decision is kept, in seconds (3600).
+    :param file_roots: directories ``X-Reproxy-File`` may serve from (R9); None refuses it.
     :raises TypeError, ValueError: on any bad option, with what to fix.
     """
 
@@ -191,6 +194,7 @@ class ReproxyMiddleware:
     refuse_local = _Setting[bool]()
     hide = _Setting[HiddenHeaders]()
     observer = _Setting[Observer | None]()
+    file_roots = _Setting[FileRoots | None]()
 
     def __init__(
         self,
