@@ -14,6 +14,7 @@ import base64
 import gzip
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -902,3 +903,32 @@ def test_algorithms_table_matches_hashlib():
     for name, (hashlib_name, length) in ALGORITHMS.items():
         assert hashlib.new(hashlib_name).digest_size == length, name
     assert list(ALGORITHMS) == ["sha-512", "sha-256", "md5"]  # strongest first
+
+
+def test_a_forked_worker_hashes_on_threads_of_its_own():
+    """A pool made before a fork has no threads in the child (gunicorn --preload): the
+    child must make its own, or its first large digest would wait forever."""
+    import hashlib
+    import signal
+
+    from wsgi_reproxy.digest import ExpectedDigest, _hashing_pool
+
+    data = bytes(3 * 1024 * 1024)
+    expected = ExpectedDigest("sha-256", hashlib.sha256(data).digest())
+    parent_pool = _hashing_pool()
+    check = expected.check()
+    check.update(data)
+    assert check.mismatch() is None
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a large digest completes on its own threads
+        signal.alarm(10)
+        code = 1
+        try:
+            child_check = expected.check()
+            for start in range(0, len(data), 256 * 1024):
+                child_check.update(data[start : start + 256 * 1024])
+            code = 0 if child_check.mismatch() is None and _hashing_pool() is not parent_pool else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
