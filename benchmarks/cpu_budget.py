@@ -17,7 +17,7 @@ Each round runs ``wrk`` for a 2 s warm-up, then measures ``--duration`` seconds;
 figures printed are the medians over the rounds.  ``busy`` counts the processes of the
 first group that did at least a quarter of the busiest one's work (gunicorn workers
 sharing a socket sometimes leave all connections on one).  Used for the table "Where the
-CPU goes, front by front" in ``docs/performance.rst``.
+CPU goes, front by front" in ``docs/measurements.rst``.
 """
 
 from __future__ import annotations

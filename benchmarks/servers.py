@@ -15,6 +15,12 @@ worker ("1/2"), which halves throughput for reasons that have nothing to do with
 
     python benchmarks/servers.py --storage http://127.0.0.1:18081/files/
     python benchmarks/servers.py --configs gunicorn-2x8,uwsgi-4x4 --sizes 1k --duration 10
+    python benchmarks/servers.py --storage http://127.0.0.1:18081/files/ --big 1g.bin \
+        --configs gunicorn-2x8,gunicorn-gevent-2,uwsgi-4x4,waitress-8,granian-2x8
+
+``--big`` also downloads one large file of ``--storage`` with ``curl`` (``--big-runs``
+times; the median MB/s): every server this project is tested under, in one run, for
+small files and big ones.
 
 To compare two versions of the middleware, check the other one out beside this one and
 alternate them, one gthread worker at a time (no accept race between workers, and the
@@ -48,6 +54,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -81,6 +88,21 @@ def _uwsgi(processes: int, threads: int, *, nodelay: bool = True) -> list[str]:
     ]
 
 
+def _waitress(threads: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "waitress", "--listen=127.0.0.1:{port}"),
+        *(f"--threads={threads}", "servers_app:application"),
+    ]
+
+
+def _granian(workers: int, threads: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1"),
+        *("--port", "{port}", "--workers", str(workers), "--blocking-threads", str(threads)),
+        *("--working-dir", str(HERE), "--log-level", "warning", "servers_app:application"),
+    ]
+
+
 # name -> (command line with {port} and {uwsgi} to fill in; what it shows)
 CONFIGS: dict[str, tuple[list[str], str]] = {
     "gunicorn-1x8": (_gunicorn(1, 8), "one gthread worker: for comparing versions"),
@@ -91,6 +113,8 @@ CONFIGS: dict[str, tuple[list[str], str]] = {
     "uwsgi-4x4": (_uwsgi(4, 4), "recommended"),
     "uwsgi-8x2": (_uwsgi(8, 2), "fewer threads per GIL: lower p99"),
     "uwsgi-4x4-nagle": (_uwsgi(4, 4, nodelay=False), "without --tcp-nodelay: 40 ms stalls"),
+    "waitress-8": (_waitress(8), "one process, 8 threads"),
+    "granian-2x8": (_granian(2, 8), "Granian's WSGI interface, 2 workers x 8 blocking threads"),
 }
 DEFAULT_CONFIGS = "gunicorn-2x8,gunicorn-gevent-2,uwsgi-4x4,uwsgi-8x2,uwsgi-4x4-nagle"
 
@@ -137,8 +161,16 @@ def running(
     env = {**os.environ, "BENCH_STORAGE": storage}
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    # The server's output goes to a file: a pipe nobody reads fills up, and a server that
+    # logs per request (waitress's queue warnings) then blocks on its next log line.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        env=env,
+        cwd=HERE,  # waitress imports the app from the working directory
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -148,13 +180,13 @@ def running(
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    assert process.stderr is not None
-                    stderr = process.stderr.read()[-800:]
+                    log.seek(0)
+                    stderr = log.read()[-800:]
                     raise SystemExit(f"{config} did not start: {stderr!r}") from None
                 time.sleep(0.2)
         yield process
     finally:
-        # gunicorn stops quickly on SIGINT, uWSGI (--die-on-term) on SIGTERM.
+        # gunicorn stops quickly on SIGINT, uWSGI (--die-on-term) and the others on SIGTERM.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT if "gunicorn" in config else signal.SIGTERM)
         try:
@@ -162,8 +194,7 @@ def running(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        log.close()
 
 
 def cpu_us_per_request(before: dict[int, int], after: dict[int, int], requests: float) -> float:
@@ -172,11 +203,12 @@ def cpu_us_per_request(before: dict[int, int], after: dict[int, int], requests: 
 
 
 def worker_cpu_ticks(pid: int) -> dict[int, int]:
-    """utime + stime of each child process (the workers) of ``pid``."""
+    """utime + stime of each child process (the workers) of ``pid``, or of ``pid`` itself
+    when it has none (waitress serves in one process)."""
     ticks = {}
     with contextlib.suppress(OSError):
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        for child in map(int, children):
+        for child in map(int, children or [str(pid)]):
             fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
             ticks[child] = int(fields[11]) + int(fields[12])
     return ticks
@@ -244,12 +276,33 @@ def measure(
             cpu = cpu_us_per_request(before, after, rate * args.duration)
             results.append(Result(config, size, rate, p50, p99, errors, busy, cpu, version))
             print(f"  {config} {size}: {rate:.0f} req/s, p99 {p99:.2f} ms", file=sys.stderr)
+        if args.big:
+            results.append(download(config, port, args.big, args.big_runs, version))
     return results
+
+
+def download(config: str, port: int, name: str, runs: int, version: str) -> Result:
+    """``curl`` of one large file, ``runs`` times: the median MB/s (10^6 bytes), stored in
+    the ``requests_per_s`` field of a result whose size is the file's name."""
+    speeds = []
+    for _ in range(runs):
+        argv = ["curl", "-s", "-o", "/dev/null", "--max-time", "300", "-w"]
+        argv += ["%{http_code} %{size_download} %{time_total}", f"http://127.0.0.1:{port}/r/{name}"]
+        code, size, seconds = subprocess.run(
+            argv, capture_output=True, text=True, check=True
+        ).stdout.split()
+        if code != "200":
+            raise SystemExit(f"{config}: {name} answered {code}")
+        speeds.append(int(size) / float(seconds) / 1e6)
+    speed = statistics.median(speeds)
+    print(f"  {config} {name}: {speed:.0f} MB/s ({', '.join(f'{s:.0f}' for s in speeds)})")
+    return Result(config, name, speed, float("nan"), float("nan"), "", "-", version=version)
 
 
 def report(results: list[Result], configs: list[str]) -> None:
     print(
-        f"\n| config | size | version | req/s | p50 ms | p99 ms | cpu µs/req | busy | |"
+        f"\n| config | size | version | req/s (--big: MB/s) | p50 ms | p99 ms | cpu µs/req "
+        f"| busy | |"
         f"\n|{'---|' * 9}"
     )
     for result in results:
@@ -293,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--compare", help="another src/ folder with wsgi_reproxy: alternate")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each configuration")
+    parser.add_argument("--big", help="also download this large file of --storage with curl")
+    parser.add_argument("--big-runs", type=int, default=3, help="downloads of --big (median)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("servers.py needs wrk (apt-get install wrk)", file=sys.stderr)
