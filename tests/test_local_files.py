@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from email.utils import formatdate
@@ -331,12 +333,34 @@ def test_refused_then_the_url_serves(tree, file_server):
     assert "outside file_roots" in file_attempt.reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_is_refused(tree):
-    path = tree / "locked.bin"
-    path.write_bytes(b"x")
-    path.chmod(0)
-    assert call(middleware(file_app(str(path)), tree), "/f/x").code == 502
+def test_an_unreadable_file_is_refused():
+    """A file the server's user may not read is refused (502), never half-served.  Root
+    reads whatever the mode says, so as root the request runs in a child process that
+    has become ``nobody`` first (CI runs as root)."""
+    root = Path(tempfile.mkdtemp(prefix="unreadable-"))
+    try:
+        root.chmod(0o755)  # nobody may look inside, not read the file
+        locked = root / "locked.bin"
+        locked.write_bytes(SECRET)
+        locked.chmod(0)
+        mw = middleware(file_app(str(locked)), root)
+        if os.geteuid() != 0:
+            assert call(mw, "/f/x").code == 502
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if nobody gets a clean 502
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                result = call(mw, "/f/x")
+                code = 0 if result.code == 502 and SECRET not in result.body else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(root)
 
 
 @pytest.mark.parametrize(
