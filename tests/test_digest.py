@@ -911,12 +911,12 @@ def test_a_forked_worker_hashes_on_threads_of_its_own():
     import hashlib
     import signal
 
-    from wsgi_reproxy.digest import ExpectedDigest, _hashing_pool
+    from wsgi_reproxy.body_digest import DigestCheck, _hashing_pool
 
     data = bytes(3 * 1024 * 1024)
     expected = ExpectedDigest("sha-256", hashlib.sha256(data).digest())
     parent_pool = _hashing_pool()
-    check = expected.check()
+    check = DigestCheck(expected)
     check.update(data)
     assert check.mismatch() is None
     pid = os.fork()
@@ -924,7 +924,7 @@ def test_a_forked_worker_hashes_on_threads_of_its_own():
         signal.alarm(10)
         code = 1
         try:
-            child_check = expected.check()
+            child_check = DigestCheck(expected)
             for start in range(0, len(data), 256 * 1024):
                 child_check.update(data[start : start + 256 * 1024])
             code = 0 if child_check.mismatch() is None and _hashing_pool() is not parent_pool else 2

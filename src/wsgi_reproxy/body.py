@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 from urllib3.exceptions import ReadTimeoutError
 
+from .body_digest import DigestCheck, held_back, verdict
 from .closing import close_iterable
-from .digest import DigestCheck, held_back, verdict
 from .errors import UpstreamBodyError, UpstreamError
 from .failures import upstream_errors
 from .report import Outcome, ReproxyReport

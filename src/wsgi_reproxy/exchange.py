@@ -26,9 +26,9 @@ from wsgiref.types import StartResponse, WSGIApplication
 
 from .abort import abort_hook
 from .body import ReproxyBody
+from .body_digest import digest_check
 from .client_head import client_head, error_head
 from .closing import ClosingIterable, close_iterable
-from .digest import digest_check
 from .directive import Directive, InvalidDirective, Rejected, parse_directive
 from .errors import AllUpstreamsFailed, Attempt
 from .file_source import URL_ENVIRON_KEY, FileSource

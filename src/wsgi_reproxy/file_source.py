@@ -17,8 +17,8 @@ from typing import Any
 from wsgiref.types import StartResponse
 
 from .abort import abort_hook
+from .body_digest import DigestCheck
 from .closing import close_iterable
-from .digest import DigestCheck
 from .directive import Directive
 from .errors import Attempt
 from .file_roots import FileRefused, OpenedFile
@@ -70,7 +70,7 @@ class FileSource:
         assert roots is not None, "a directive has a file only with file_roots"
         assert path is not None
         opened = roots.open(path)
-        check = None if directive.digest is None else directive.digest.check()
+        check = None if directive.digest is None else DigestCheck(directive.digest)
         if not isinstance(opened, FileRefused) and not opened.stat.st_size and check:
             opened = _empty_but_wrong(opened, check)  # no piece to hold back: judged now
             self.report.digest = check.verdict

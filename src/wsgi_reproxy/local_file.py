@@ -32,8 +32,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     from webob import Response
 
+from .body_digest import DigestCheck
 from .closing import ClosingIterable
-from .digest import DigestCheck
 from .errors import UpstreamBodyError
 from .file_roots import OpenedFile
 from .report import Outcome

@@ -19,7 +19,8 @@ from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry
 
-from .digest import ExpectedDigest, whole_body_mismatch
+from .body_digest import whole_body_mismatch
+from .digest import ExpectedDigest
 from .errors import AllUpstreamsFailed, Attempt, UpstreamError
 from .failures import answered, as_upstream_error, closed_under_us, upstream_errors
 from .headers import upstream_request_headers
