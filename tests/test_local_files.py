@@ -400,16 +400,58 @@ def test_two_different_files_are_refused(tree):
     assert call(middleware(app, tree), "/f/x").code == 502
 
 
-def test_a_symlink_swapped_after_the_open_is_refused(tree):
-    """The check is made on the opened file: its inode must be the resolved path's."""
+def test_the_file_checked_is_the_file_read(tree):
+    """The check is made on the file held, not on the name: a descriptor holding a file
+    outside the roots is refused even when the name given points inside."""
     roots = FileRoots([tree])
     outside = os.open(tree.parent / "outside" / "secret", os.O_RDONLY)
     try:
-        refused = roots._confirm(outside, str(tree / "data.bin"))
+        refused = roots._open_pinned(outside, str(tree / "data.bin"))
     finally:
         os.close(outside)
     assert isinstance(refused, FileRefused)
-    assert "changed while it was opened" in refused.reason
+    assert "outside file_roots" in refused.reason
+
+
+def _flip(name: str, outside: str, seconds: float) -> None:
+    """Turn ``name`` into a regular file, then a symlink to ``outside``, and so on."""
+    deadline = time.monotonic() + seconds
+    turn = 0
+    while time.monotonic() < deadline:
+        turn += 1
+        spare = f"{name}.{turn}"
+        if turn % 2:
+            os.symlink(outside, spare)
+        else:
+            with open(spare, "wb") as regular:
+                regular.write(DATA[:100])
+        os.replace(spare, name)
+
+
+def test_a_name_flipping_between_a_file_and_a_link_out_never_serves_the_outside(tree):
+    """A real race, from another process (no GIL between them): a name inside the roots
+    is, in turn, a regular file and a symlink to a file outside.  Every answer is the
+    inside file or a refusal, never the outside one, never an exception."""
+    import multiprocessing
+
+    name, outside = tree / "flips", tree.parent / "outside" / "secret"
+    name.write_bytes(DATA[:100])
+    mw = middleware(file_app(str(name)), tree)
+    flipper = multiprocessing.get_context("fork").Process(
+        target=_flip, args=(str(name), str(outside), 2.0)
+    )
+    flipper.start()
+    try:
+        codes: dict[int, int] = {}
+        while flipper.is_alive():
+            result = call(mw, "/f/x")
+            assert SECRET not in result.body
+            assert result.body == DATA[:100] or result.code in (404, 502)
+            codes[result.code] = codes.get(result.code, 0) + 1
+    finally:
+        flipper.join()
+    assert codes.get(200), codes  # both sides of the race were met
+    assert codes.get(502), codes
 
 
 def test_a_symlink_flipping_under_load_never_serves_the_outside(tree):

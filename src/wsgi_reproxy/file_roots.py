@@ -2,15 +2,17 @@
 
 The path comes from the app, and part of it often from the user (a file name in the URL),
 so it is treated like a URL from the app: checked against what the deployment allows.  A
-path is served only when the file *opened* lies inside a root once every symlink is
-resolved.  The order matters: the file is opened first and the opened file checked
-(its device and inode against those of the resolved path), so a symlink swapped between
-the check and the open cannot slip another file through (CWE-367).  Nothing but a
-regular file is opened at all: a FIFO would block the worker, a device could do anything.
+path is served only when the file *held* lies inside a root once every symlink is
+resolved.  The order matters: the file is pinned first, the pinned file is checked (the
+kernel's own path for it, not the name's), and the file read is the pinned one, so a
+symlink swapped between the check and the read cannot slip another file through
+(CWE-367).  Nothing but a regular file is read: a FIFO would block the worker, and on
+Linux a device is never even opened (its driver could do anything).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
@@ -22,7 +24,11 @@ __all__ = ["FileRefused", "FileRoots", "OpenedFile"]
 
 log = logging.getLogger(__name__)
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+# Linux pins a file with O_PATH (nothing is opened) and reads it by reopening the pin; other
+# systems pin it by opening it, without blocking on a FIFO or taking a terminal.
+_O_PATH = getattr(os, "O_PATH", 0) if os.path.isdir("/proc/self/fd") else 0
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+_PIN_FLAGS = (_O_PATH | os.O_CLOEXEC) if _O_PATH else (_READ_FLAGS | os.O_NONBLOCK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,43 +88,50 @@ class FileRoots:
         if problem is not None:
             return FileRefused(f"it {problem}")
         try:
-            # Refuse a FIFO or a device before opening it: opening has effects there.
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return FileRefused("it is not a regular file")
-            fd = os.open(path, _OPEN_FLAGS | os.O_CLOEXEC)
+            pinned = os.open(path, _PIN_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return FileRefused("no such file", missing=True)
         except OSError as error:
             return FileRefused(f"it cannot be opened: {error.strerror or error}")
         try:
-            refused = self._confirm(fd, path)
-        except BaseException:
-            os.close(fd)
-            raise
-        if isinstance(refused, FileRefused):
-            os.close(fd)
-            return refused
-        os.set_blocking(fd, True)
-        return OpenedFile(path, os.fdopen(fd, "rb"), refused)
+            return self._open_pinned(pinned, path)
+        finally:
+            os.close(pinned)
 
-    def _confirm(self, fd: int, path: str) -> os.stat_result | FileRefused:
-        """The opened file's stat, once it proves to be a regular file inside a root."""
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
+    def _open_pinned(self, pinned: int, path: str) -> OpenedFile | FileRefused:
+        """Check the file ``pinned`` holds, and only then open that very file for reading.
+
+        On Linux the pin is an ``O_PATH`` descriptor: it holds the file without opening it
+        (a device's driver is not called), the kernel names its real path, and reopening
+        it through ``/proc/self/fd`` reads that same file, whatever the path's names
+        point to meanwhile.  Elsewhere the pin is the file opened for reading (with
+        ``O_NONBLOCK``: a FIFO does not block it) and its path comes from ``F_GETPATH``.
+        """
+        info = os.fstat(pinned)
+        if not stat.S_ISREG(info.st_mode):
             return FileRefused("it is not a regular file")
-        real = os.path.realpath(path)
-        try:
-            resolved = os.stat(real)
-        except OSError:
-            resolved = None
-        if resolved is None or (resolved.st_dev, resolved.st_ino) != (
-            opened.st_dev,
-            opened.st_ino,
-        ):
-            return FileRefused("it changed while it was opened (a symlink swapped?)")
-        if not any(_inside(real, root) for root in self.roots):
+        real = _real_path(pinned)
+        if real is None or not any(_inside(real, root) for root in self.roots):
             return FileRefused("it is outside file_roots once its symlinks are resolved")
-        return opened
+        if _PIN_FLAGS & _O_PATH:
+            try:
+                fd = os.open(f"/proc/self/fd/{pinned}", _READ_FLAGS)
+            except OSError as error:
+                return FileRefused(f"it cannot be opened: {error.strerror or error}")
+        else:
+            fd = os.dup(pinned)
+            os.set_blocking(fd, True)
+        return OpenedFile(path, os.fdopen(fd, "rb"), info)
+
+
+def _real_path(fd: int) -> str | None:
+    """The path of the file ``fd`` holds, every symlink resolved, as the kernel knows it."""
+    try:
+        if _O_PATH:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        return fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).rstrip(b"\0").decode()  # type: ignore[attr-defined]
+    except (OSError, AttributeError, UnicodeDecodeError):
+        return None
 
 
 def _inside(path: str, root: str) -> bool:
