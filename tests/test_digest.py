@@ -932,3 +932,39 @@ def test_a_forked_worker_hashes_on_threads_of_its_own():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_small_wrong_local_file_fails_over_to_the_url(tmp_path, file_server):
+    """A file a first read brings whole is judged before the response starts, as a small
+    body from a URL is: a stale copy fails over instead of being aborted."""
+    right = FILES["small.txt"]
+    stale = tmp_path / "small.txt"
+    stale.write_bytes(bytes(len(right)))  # same size, other bytes
+    app = BackendApp(
+        headers=[
+            ("X-Reproxy-File", str(stale)),
+            ("X-Reproxy-Url", file_server.url("/files/small.txt")),
+            ("X-Reproxy-Expected-Digest", digest_of(right)),
+        ]
+    )
+    got = fetch(ReproxyMiddleware(app, allow=["/r/"], file_roots=[str(tmp_path)]))
+    assert (got.error, got.code, got.body) == (None, 200, right)
+    assert got.report.digest == "match"
+    [file_attempt, url_attempt] = got.report.attempts
+    assert (file_attempt.outcome, url_attempt.outcome) == ("failed", "served")
+    assert file_attempt.reason.startswith("digest mismatch")
+
+
+def test_a_verdict_belongs_to_the_body_served(file_server):
+    """A first URL failing its digest does not make the report of an unchecked body
+    served by the next one say "mismatch"."""
+    right = FILES["small.txt"]
+    app = digest_app(
+        file_server.url("/files/empty.bin"),  # whole in its first read, and not the file
+        file_server.url("/gzip/small.txt"),  # encoded: served, not checked
+        digest=digest_of(right),
+    )
+    got = fetch(mw_for(app))
+    assert (got.error, got.code) == (None, 200)
+    assert got.report.digest is None
+    assert got.report.attempts[0].reason.startswith("digest mismatch")

@@ -100,6 +100,12 @@ def _update_all(hashed: Any, pieces: list[bytes]) -> None:
 _pools: dict[int, ThreadPoolExecutor] = {}  # by process: a forked child makes its own
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's, not the host's)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 2
+
+
 def _hashing_pool() -> ThreadPoolExecutor:
     """Threads shared by every body being checked, made on the first large piece of each
     process (a pool inherited through fork has no threads behind it)."""
@@ -107,7 +113,7 @@ def _hashing_pool() -> ThreadPoolExecutor:
     pool = _pools.get(pid)
     if pool is None:
         pool = _pools.setdefault(
-            pid, ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="digest")
+            pid, ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="digest")
         )
     return pool
 

@@ -225,7 +225,8 @@ class Exchange(FileSource):
             discard(target.response)  # run() closes the app's iterable
             raise
         report = self.report
-        report.url, report.status = target.url, target.status
+        # (a digest verdict is this body's own: a URL that failed one before does not count)
+        report.url, report.status, report.digest = target.url, target.status, None
         report.first_byte_seconds = time.monotonic() - self.started_at
         self.environ[URL_ENVIRON_KEY] = target.url
         log.debug("reproxying %r: %d", target.url, target.status)

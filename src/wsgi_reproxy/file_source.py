@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,7 +26,7 @@ from .file_roots import FileRefused, OpenedFile
 from .headers import merge_preserved
 from .local_file import serve_file
 from .report import AttemptReport, Outcome, ReproxyReport
-from .settings import Settings
+from .settings import FIRST_PIECE_SIZE, Settings
 
 __all__ = ["URL_ENVIRON_KEY", "FileSource"]
 
@@ -34,13 +35,9 @@ log = logging.getLogger(__name__)
 URL_ENVIRON_KEY = "wsgi_reproxy.url"
 
 
-def _empty_but_wrong(opened: OpenedFile, check: DigestCheck) -> OpenedFile | FileRefused:
-    """An empty file, refused when its digest is not the expected one."""
-    mismatch = check.mismatch()
-    if mismatch is None:
-        return opened
-    opened.file.close()
-    return FileRefused(mismatch)
+# A file that a URL's first read would bring whole is judged against the digest before the
+# response starts, as such a body is (upstream.py): a wrong copy fails over.
+JUDGED_WHOLE = FIRST_PIECE_SIZE
 
 
 class FileSource:
@@ -65,15 +62,14 @@ class FileSource:
         self, directive: Directive, app_iterable: Iterable[bytes] | Any
     ) -> Iterable[bytes] | Attempt:
         """The response from the directive's file, or why it failed: missing, refused, or
-        empty when the digest says it must not be."""
+        not the file the directive describes (size, or a small one's digest)."""
         roots, path = self.settings.file_roots, directive.file
         assert roots is not None, "a directive has a file only with file_roots"
         assert path is not None
         opened = roots.open(path)
         check = None if directive.digest is None else DigestCheck(directive.digest)
-        if not isinstance(opened, FileRefused) and not opened.stat.st_size and check:
-            opened = _empty_but_wrong(opened, check)  # no piece to hold back: judged now
-            self.report.digest = check.verdict
+        if not isinstance(opened, FileRefused):
+            opened = self._judged(opened, directive)
         if isinstance(opened, FileRefused):
             log.warning("reproxy file %r not served: %s", path, opened.reason)
             status = 404 if opened.missing else None
@@ -90,6 +86,25 @@ class FileSource:
             done=functools.partial(self._file_done, app_iterable, check),
         )
 
+    def _judged(self, opened: OpenedFile, directive: Directive) -> OpenedFile | FileRefused:
+        """The opened file, or refused when it is not the one the directive describes:
+        another size than ``X-Reproxy-Expected-Size`` (R4.1), or, for a file small enough
+        to read before the response starts, another digest (the next source is then
+        tried, as for a small body from a URL).  A larger file is checked as it goes."""
+        size, expected = opened.stat.st_size, directive.expected_size
+        refused = None
+        if expected is not None and size != expected:
+            refused = f"size {size} differs from X-Reproxy-Expected-Size {expected}"
+        elif directive.digest is not None and size <= JUDGED_WHOLE:
+            check = DigestCheck(directive.digest)
+            check.update(os.pread(opened.file.fileno(), size, 0))
+            refused = check.mismatch()
+            self.report.digest = check.verdict
+        if refused is None:
+            return opened
+        opened.file.close()
+        return FileRefused(refused)
+
     def _start_file(
         self, path: str, status: str, headers: list[tuple[str, str]], exc_info: object = None
     ) -> Callable[[bytes], object]:
@@ -99,6 +114,8 @@ class FileSource:
         write = self.start_response(status, headers)
         report = self.report
         report.url, report.status = path, code
+        if code != 200:
+            report.digest = None  # a 206, 304 or 416 is not checked (R10.1)
         report.attempts[-1].status = code
         report.first_byte_seconds = time.monotonic() - self.started_at
         self.environ[URL_ENVIRON_KEY] = path

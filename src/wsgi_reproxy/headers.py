@@ -30,24 +30,16 @@ Headers = list[tuple[str, str]]
 # header's real name; ``Proxy-Connection`` is the pre-standard one some clients still send).
 # PEP 3333 forbids a WSGI app from sending any of these; servers raise when they see one.
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te"}
+    | {"proxy-connection", "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
 # Headers that describe the bytes on the wire: they can only come from the target that sent
 # those bytes (SPEC R4.4), never from the app's discarded body.
 FRAMING = frozenset({"content-length", "transfer-encoding", "content-range", "content-encoding"})
 # Responses that never carry a body, whatever their headers say (RFC 9110 §6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304})
+# What a 304 must still carry that its 200 would have (RFC 9110 §15.4.5).
+NOT_MODIFIED_KEEPS = frozenset({"cache-control", "content-location", "expires", "vary"})
 # The target's answers to the client's own conditions, whose body is not the file: not
 # held to the expected size, never given the app's preserved headers (R5.3, R6.7).
 TARGETS_OWN_ANSWERS = frozenset({412, 416})
@@ -173,7 +165,8 @@ def merge_preserved(
     except one with control characters, which could split the response (CWE-113).
     The app's values take the place of the target's first value of that name, or are
     appended when the target had none -- except on 204 and 304, where nothing is added
-    (a 304 carries no Content-Type, RFC 9110 §15.4.5).  A 412 or 416 keeps the target's
+    but what a 304 must still carry (``Cache-Control``, ``Expires``, ``Vary``,
+    ``Content-Location``; not ``Content-Type``, RFC 9110 §15.4.5).  A 412 or 416 keeps the target's
     headers as they are: its body is the storage's own message, not the file, and the
     app's ``Content-Type`` or ``Content-Disposition: attachment`` would mislabel it.
     The ``Content-Type`` of a ``multipart/byteranges`` 206 is the target's whatever
@@ -195,8 +188,8 @@ def merge_preserved(
         elif from_app[lowered]:
             merged.extend(from_app[lowered])
             from_app[lowered] = []
-    if status not in NO_BODY_STATUSES:
-        for values in from_app.values():
+    for name, values in from_app.items():
+        if status not in NO_BODY_STATUSES or (status == 304 and name in NOT_MODIFIED_KEEPS):
             merged.extend(values)
     return merged
 

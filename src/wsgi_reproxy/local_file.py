@@ -2,19 +2,13 @@
 
 What a client may ask of a file -- ``Range`` (206 or 416), ``If-None-Match`` and
 ``If-Modified-Since`` (304), ``If-Range``, ``HEAD`` -- is answered by webob's
-``Response.conditional_response_app``, the code behind ``webob.static.FileApp``, not
-parsed again here.  Two things differ from ``FileApp``, on purpose:
-
-* the file is the one :mod:`wsgi_reproxy.file_roots` already opened and confined (FileApp
-  opens by name, which would reopen the race the confinement closes), and it gets a
-  strong ``ETag`` (FileApp sends none);
-* a whole body goes to the server's ``wsgi.file_wrapper`` (sendfile under gunicorn and
-  uWSGI), while a range is read from its offset instead of through the wrapper from the
-  file's start.
-
-A type is guessed from the name as the app wrote it, never ``text/html`` for an unknown one
-(webob's default) and never a ``Content-Encoding``: ``.tar.gz`` is sent as the bytes on
-disk, ``application/gzip``.
+``Response.conditional_response_app``, the code behind ``webob.static.FileApp``, once
+:mod:`wsgi_reproxy.file_conditions` has set right what webob reads wrong.  Unlike
+``FileApp``: the file is the one :mod:`wsgi_reproxy.file_roots` pinned and confined
+(FileApp opens by name, reopening the race), it gets a strong ``ETag``, a whole body goes
+to the server's ``wsgi.file_wrapper`` (sendfile) while a range is read from its offset,
+and the type guessed from the name is never ``text/html`` for an unknown one nor a
+``Content-Encoding`` (``.tar.gz`` is the bytes on disk, ``application/gzip``).
 """
 
 from __future__ import annotations
@@ -35,6 +29,7 @@ with warnings.catch_warnings():
 from .body_digest import DigestCheck
 from .closing import ClosingIterable
 from .errors import UpstreamBodyError
+from .file_conditions import failed_precondition, webob_ready
 from .file_roots import OpenedFile
 from .report import Outcome
 
@@ -64,9 +59,11 @@ def guess_type(path: str) -> str:
 
 
 def strong_etag(opened: OpenedFile) -> str:
-    """Inode, size and modification time to the nanosecond: a rewrite changes it."""
+    """Size and modification time to the nanosecond: a rewrite changes it, and copies
+    made with their times (``rsync -a``) agree across hosts.  No inode: it differs from
+    host to host and tells a scanner about the disk (CVE-2003-1418)."""
     info = opened.stat
-    return f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}"
+    return f"{info.st_size:x}-{info.st_mtime_ns:x}"
 
 
 class FileBody:
@@ -129,6 +126,8 @@ class FileBody:
         """For a wrapper that reads instead of sendfile: never past ``stop``."""
         left = self.stop - self.start - self.sent
         chunk = self.file.read(left if size is None or size < 0 else min(size, left))
+        if not chunk and left and size:
+            self._abort(f"the file ended after {self.sent} of {left + self.sent} bytes")
         self.sent += len(chunk)
         return chunk
 
@@ -153,7 +152,7 @@ class FileBody:
             self._abort(mismatch)
 
     def _abort(self, reason: str) -> NoReturn:
-        log.error("local file broke, aborting the response: %r: %s", self.path, reason)
+        log.error("local file not sent whole, aborting the response: %r: %s", self.path, reason)
         self.aborted = True
         if self.on_abort is not None:
             self.on_abort()
@@ -186,6 +185,15 @@ class _FileResponse(Response):
         return self.range_body
 
 
+def _precondition_failed(file: _FileResponse) -> Response:
+    """412 (RFC 9110 §13.2.2), with the file's validators; the file is closed."""
+    file.file_body.close()
+    body = b"412 Precondition Failed: the file is not the one the request names.\n"
+    failed = Response(body=body, status=412, content_type="text/plain")
+    failed.etag, failed.last_modified = file.etag, file.last_modified
+    return failed
+
+
 def serve_file(
     opened: OpenedFile,
     environ: dict[str, Any],
@@ -215,9 +223,13 @@ def serve_file(
         accept_ranges="bytes",
         conditional_response=True,
     )
-    response.etag = strong_etag(opened)
+    etag, mtime = strong_etag(opened), int(opened.stat.st_mtime)
+    response.etag = etag
+    answer: Response = response
+    if failed_precondition(environ, etag, mtime):
+        answer = _precondition_failed(response)
     try:
-        result = response(environ, start_response)
+        result = answer(webob_ready(environ, etag, mtime, size), start_response)
     except BaseException:
         whole.close()
         raise
