@@ -124,6 +124,17 @@ def test_preserve_adds_nothing_on_204_and_304(status):
     assert merge_preserved(target, APP, frozenset({"content-type"}), status) == target
 
 
+def test_a_304_keeps_what_it_must_carry():
+    """RFC 9110 §15.4.5: a 304 carries the Cache-Control, Expires, Vary and
+    Content-Location its 200 would have: the app's, when preserved; never Content-Type."""
+    app = [("Content-Type", "application/pdf"), ("Cache-Control", "private, max-age=60")]
+    app += [("Vary", "Cookie"), ("X-Other", "1")]
+    names = frozenset({"content-type", "cache-control", "vary", "x-other"})
+    merged = merge_preserved([("ETag", '"e"')], app, names, 304)
+    assert merged == [("ETag", '"e"'), ("Cache-Control", "private, max-age=60"), ("Vary", "Cookie")]
+    assert merge_preserved([("ETag", '"e"')], app, names, 204) == [("ETag", '"e"')]
+
+
 def test_the_apps_content_length_never_goes_out():
     """R4.4: framing headers come from the target only."""
     merged = merge_preserved(TARGET, APP, frozenset({"content-type"}), 200)
