@@ -663,3 +663,20 @@ def test_a_file_that_shrinks_under_the_servers_wrapper_aborts(tree):
         list(iterator)
     body.close()
     assert environ["wsgi_reproxy.report"].outcome == "aborted"
+
+
+def test_a_missing_copy_with_urls_left_is_not_a_warning(tree, file_server, caplog):
+    """A partial local mirror misses files all day: INFO, while a refused file warns."""
+    url = file_server.url("/files/small.txt")
+    with caplog.at_level(logging.INFO, "wsgi_reproxy"):
+        call(middleware(file_app(str(tree / "gone.bin"), url), tree), "/f/x")
+        call(middleware(file_app(str(tree / "link-out"), url), tree), "/f/x")
+    levels = {
+        r.getMessage().split(":")[0]: r.levelno
+        for r in caplog.records
+        if "not served" in r.getMessage()
+    }
+    assert levels == {
+        f"reproxy file {str(tree / 'gone.bin')!r} not served": logging.INFO,
+        f"reproxy file {str(tree / 'link-out')!r} not served": logging.WARNING,
+    }

@@ -71,7 +71,10 @@ class FileSource:
         if not isinstance(opened, FileRefused):
             opened = self._judged(opened, directive)
         if isinstance(opened, FileRefused):
-            log.warning("reproxy file %r not served: %s", path, opened.reason)
+            # A missing local copy with URLs to fall back on is routine (a partial mirror).
+            quiet = opened.missing and directive.urls
+            level = logging.INFO if quiet else logging.WARNING
+            log.log(level, "reproxy file %r not served: %s", path, opened.reason)
             status = 404 if opened.missing else None
             self.report.attempts.append(AttemptReport(path, status, "failed", opened.reason))
             return Attempt(path, opened.reason)
