@@ -968,3 +968,20 @@ def test_a_verdict_belongs_to_the_body_served(file_server):
     assert (got.error, got.code) == (None, 200)
     assert got.report.digest is None
     assert got.report.attempts[0].reason.startswith("digest mismatch")
+
+
+def test_a_body_still_checked_once_no_thread_can_be_had():
+    """At interpreter shutdown concurrent.futures refuses new work: a body still being
+    checked then hashes on its own thread instead of failing."""
+    from wsgi_reproxy.body_digest import DigestCheck, _hashing_pool, _pools
+
+    data = bytes(2 * 1024 * 1024)
+    pool = _hashing_pool()
+    pool.shutdown()
+    try:
+        check = DigestCheck(ExpectedDigest("sha-256", hashlib.sha256(data).digest()))
+        check.update(data[: 1024 * 1024])
+        check.update(data[1024 * 1024 :])
+        assert check.mismatch() is None
+    finally:
+        _pools.pop(os.getpid(), None)  # the next check makes a new pool

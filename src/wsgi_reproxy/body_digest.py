@@ -58,9 +58,12 @@ class DigestCheck:
         self._wait()
         batch, self._batch, self._batched = self._batch, [], 0
         if sum(map(len, batch)) >= OVERLAP_FROM:
-            self._pending = _hashing_pool().submit(_update_all, self._hash, batch)
-        else:
-            _update_all(self._hash, batch)
+            try:
+                self._pending = _hashing_pool().submit(_update_all, self._hash, batch)
+                return
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                pass
+        _update_all(self._hash, batch)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
