@@ -179,14 +179,7 @@ def parse_directive(
     because ``file_roots`` is not set or the path is no absolute path, are appended to
     ``rejected`` for the caller to log.
     """
-    tokens: list[str] = []
-    values: dict[str, list[str]] = {SIZE_HEADER: [], FILE_HEADER: [], DIGEST_HEADER: []}
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == URL_HEADER:
-            tokens.extend(token for token in _SEPARATORS.split(value) if token)
-        elif lowered in values:
-            values[lowered].append(value)
+    tokens, values = _directive_values(headers)
     paths = {path for path in (value.strip(" \t") for value in values[FILE_HEADER]) if path}
     if not tokens and not paths:
         return None
@@ -196,13 +189,7 @@ def parse_directive(
     digest = parse_expected_digest(values[DIGEST_HEADER])
     if isinstance(digest, str):
         return InvalidDirective(digest)
-    urls = []
-    for token in tokens[:max_urls]:
-        reason = check_url(token, hosts)
-        if reason is None:
-            urls.append(token)
-        elif rejected is not None:
-            rejected.append(Rejected(token, reason))
+    urls = _usable_urls(tokens[:max_urls], hosts, rejected)
     file = _one_file(paths, file_roots, rejected)
     if not urls and file is None:
         return InvalidDirective(
@@ -211,6 +198,34 @@ def parse_directive(
             else "the X-Reproxy-File cannot be served"
         )
     return Directive(tuple(urls), expected_size, file, digest)
+
+
+def _directive_values(
+    headers: Sequence[tuple[str, str]],
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The URL tokens, and the values of the other ``X-Reproxy-*`` headers by name."""
+    tokens: list[str] = []
+    values: dict[str, list[str]] = {SIZE_HEADER: [], FILE_HEADER: [], DIGEST_HEADER: []}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == URL_HEADER:
+            tokens.extend(token for token in _SEPARATORS.split(value) if token)
+        elif lowered in values:
+            values[lowered].append(value)
+    return tokens, values
+
+
+def _usable_urls(
+    tokens: list[str], hosts: HostPatterns | None, rejected: list[Rejected] | None
+) -> list[str]:
+    urls = []
+    for token in tokens:
+        reason = check_url(token, hosts)
+        if reason is None:
+            urls.append(token)
+        elif rejected is not None:
+            rejected.append(Rejected(token, reason))
+    return urls
 
 
 def _one_file(

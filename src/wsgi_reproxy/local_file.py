@@ -213,18 +213,8 @@ def serve_file(
     whole = FileBody(opened.file, opened.path, 0, size, check=check, on_abort=on_abort)
     wrapper = environ.get("wsgi.file_wrapper")
     app_iter = whole if wrapper is None or check is not None else wrapper(whole, BLOCK_SIZE)
-    response = _FileResponse(
-        whole,
-        app_iter=app_iter,
-        content_length=size,
-        content_type=guess_type(opened.path),
-        charset=None,
-        last_modified=opened.stat.st_mtime,
-        accept_ranges="bytes",
-        conditional_response=True,
-    )
+    response = _file_response(opened, whole, app_iter)
     etag, mtime = strong_etag(opened), int(opened.stat.st_mtime)
-    response.etag = etag
     answer: Response = response
     if failed_precondition(environ, etag, mtime):
         answer = _precondition_failed(response)
@@ -236,13 +226,23 @@ def serve_file(
     if result is app_iter:
         whole.on_close = lambda: done(whole.outcome, whole.sent or size * whole.sendfile)
         return result
-    part = response.range_body
-    served = part if part is not None and result is part else None
-    return ClosingIterable(
-        [],
-        result,
-        result,
-        lambda: done(
-            "complete" if served is None else served.outcome, 0 if served is None else served.sent
-        ),
+    part = response.range_body if result is response.range_body else None
+    if part is None:  # HEAD, 304, 412, 416: no file bytes
+        return ClosingIterable([], result, result, lambda: done("complete", 0))
+    return ClosingIterable([], result, result, lambda: done(part.outcome, part.sent))
+
+
+def _file_response(opened: OpenedFile, whole: FileBody, app_iter: Any) -> _FileResponse:
+    """webob's conditional response for the file, before the request is applied."""
+    response = _FileResponse(
+        whole,
+        app_iter=app_iter,
+        content_length=opened.stat.st_size,
+        content_type=guess_type(opened.path),
+        charset=None,
+        last_modified=opened.stat.st_mtime,
+        accept_ranges="bytes",
+        conditional_response=True,
     )
+    response.etag = strong_etag(opened)
+    return response

@@ -40,36 +40,48 @@ def reproxy_headers(
         R9): served only when the middleware's ``file_roots`` hold it.
     :param digest: the file's digest, as :func:`~wsgi_reproxy.format_digest` writes it
         (``sha-256=:BASE64:``): a body that does not match is aborted (SPEC R10).
-    :raises ValueError: no URL and no file, an invalid URL or path, a size that is not a
-        non-negative int, or a malformed digest.
+    :raises ValueError: no URL and no file, or an invalid URL, path, size or digest.
     """
     if not urls and file is None:
         raise ValueError("reproxy_headers() needs at least one URL or a file")
-    for url in urls:
-        if not isinstance(url, str):
-            raise TypeError(f"URLs must be str, not {type(url).__name__}")
-        reason = check_url(url)
-        if reason is not None:
-            raise ValueError(f"cannot reproxy {url!r}: it {reason}")
     headers = []
     if file is not None:
-        problem = FileRoots.path_problem(file) if isinstance(file, str) else "is not a str"
-        if problem is not None:
-            raise ValueError(f"cannot serve the file {file!r}: it {problem}")
-        headers.append(("X-Reproxy-File", file))
+        headers.append(("X-Reproxy-File", _checked_file(file)))
     if urls:
-        headers.append(("X-Reproxy-Url", " ".join(urls)))
+        headers.append(("X-Reproxy-Url", " ".join(_checked_url(url) for url in urls)))
     if expected_size is not None:
-        if (
-            isinstance(expected_size, bool)
-            or not isinstance(expected_size, int)
-            or expected_size < 0
-        ):
-            raise ValueError(f"expected_size must be a non-negative int, not {expected_size!r}")
-        headers.append(("X-Reproxy-Expected-Size", str(expected_size)))
+        headers.append(("X-Reproxy-Expected-Size", _checked_size(expected_size)))
     if digest is not None:
-        parsed = parse_expected_digest([digest]) if isinstance(digest, str) else "not a str"
-        if isinstance(parsed, str) or parsed is None:
-            raise ValueError(f"digest {digest!r}: {parsed or 'empty'}")
-        headers.append(("X-Reproxy-Expected-Digest", digest))
+        headers.append(("X-Reproxy-Expected-Digest", _checked_digest(digest)))
     return headers
+
+
+def _checked_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"URLs must be str, not {type(url).__name__}")
+    reason = check_url(url)
+    if reason is not None:
+        raise ValueError(f"cannot reproxy {url!r}: it {reason}")
+    return url
+
+
+def _checked_file(file: object) -> str:
+    problem = FileRoots.path_problem(file) if isinstance(file, str) else "is not a str"
+    if problem is not None:
+        raise ValueError(f"cannot serve the file {file!r}: it {problem}")
+    assert isinstance(file, str)
+    return file
+
+
+def _checked_digest(digest: object) -> str:
+    parsed = parse_expected_digest([digest]) if isinstance(digest, str) else "not a str"
+    if isinstance(parsed, str) or parsed is None:
+        raise ValueError(f"digest {digest!r}: {parsed or 'empty'}")
+    assert isinstance(digest, str)
+    return digest
+
+
+def _checked_size(size: object) -> str:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"expected_size must be a non-negative int, not {size!r}")
+    return str(size)

@@ -164,9 +164,7 @@ class Settings:
             pool=pool_option(
                 options["pool"], options["pool_maxsize"], block, timeout, refuse, hosts
             ),
-            pool_maxsize=None
-            if options["pool"] is not None
-            else pool_maxsize(options["pool_maxsize"]),
+            pool_maxsize=_own_pool_size(options),
             pool_block=block,
             chunk_size=positive_int(options["chunk_size"], "chunk_size"),
             max_urls=max_urls,
@@ -209,6 +207,11 @@ def _hosts(upstream_hosts: Iterable[str] | None) -> HostPatterns | None:
     if upstream_hosts is None:
         return None
     return HostPatterns(ensure_collection(upstream_hosts, "upstream_hosts"))
+
+
+def _own_pool_size(options: Options) -> int | None:
+    """The middleware's own pool's size; None when a pool was given."""
+    return None if options["pool"] is not None else pool_maxsize(options["pool_maxsize"])
 
 
 def _file_roots(roots: Iterable[str | os.PathLike[str]] | None) -> FileRoots | None:
