@@ -687,23 +687,23 @@ def test_a_cached_decision_keeps_its_digest(scripted):
     replica = scripted(changing_replica(content))
     app = digest_app(replica.url("/f"), digest=RIGHT, extra_headers=[("X-Reproxy-Cache-For", "60")])
     mw = mw_for(app, cache=MemoryCache())
-    first = fetch(mw)
-    assert (first.error, first.body, first.report.cache, first.report.digest) == (
-        None,
-        DATA,
-        "stored",
-        "match",
-    )
-    second = fetch(mw)
-    assert (second.error, second.body, second.report.cache, second.report.digest) == (
-        None,
-        DATA,
-        "hit",
-        "match",
-    )
-    content[0] = STALE  # the replica now holds another version
+    stored_hit_then_stale(mw, lambda: content.__setitem__(0, STALE))
+
+
+def stored_hit_then_stale(mw: ReproxyMiddleware, make_stale: Callable[[], None]) -> None:
+    """A decision stored and then hit, both matching; then, the source turned stale, a
+    hit that is aborted as a mismatch, the app never asked again."""
+    for cache in ("stored", "hit"):
+        got = fetch(mw)
+        assert (got.error, got.body, got.report.cache, got.report.digest) == (
+            None,
+            DATA,
+            cache,
+            "match",
+        )
+    make_stale()
     third = fetch(mw)
-    assert app.record.closed == 1  # both later answers came from the entry alone
+    assert mw.app.record.closed == 1  # both later answers came from the entry alone
     assert third.report.cache == "hit"
     assert isinstance(third.error, UpstreamBodyError)
     assert len(third.body) < SIZE
@@ -713,26 +713,7 @@ def test_a_cached_decision_keeps_its_digest(scripted):
 def test_a_cached_file_decision_keeps_its_digest(stored):
     """The entry keeps the file and the digest: a hit serves the file and checks it."""
     mw = file_mw(stored, RIGHT, headers=[("X-Reproxy-Cache-For", "60")], cache=MemoryCache())
-    first = fetch(mw)
-    assert (first.error, first.body, first.report.cache, first.report.digest) == (
-        None,
-        DATA,
-        "stored",
-        "match",
-    )
-    second = fetch(mw)
-    assert (second.error, second.body, second.report.cache, second.report.digest) == (
-        None,
-        DATA,
-        "hit",
-        "match",
-    )
-    stored.write_bytes(STALE)
-    third = fetch(mw)
-    assert mw.app.record.closed == 1
-    assert third.report.cache == "hit"
-    assert isinstance(third.error, UpstreamBodyError)
-    assert (third.report.digest, third.report.outcome) == ("mismatch", "aborted")
+    stored_hit_then_stale(mw, lambda: stored.write_bytes(STALE))
 
 
 # -- Done when 9: format_digest and reproxy_headers ---------------------------------------

@@ -139,19 +139,18 @@ class ReproxyBody:
         expected = self._target.expected_length
         confirm_end = self._target.confirm_end
         check = self._check
-        hold_back = expected is None
+        chunks = self._chunks()
+        if check is not None and expected is None:
+            chunks, check = held_back(chunks, check, self._verify), None  # it hashes and judges
         try:
             with upstream_errors(self.url):
-                chunks = self._chunks()
-                if check is not None and hold_back:
-                    chunks = held_back(chunks, check, self._verify)
                 for chunk in chunks:
                     sent = self._sent + len(chunk)
                     if expected is not None and sent > expected:
                         self._abort(f"more than the {expected} bytes expected")
                     if sent == expected and confirm_end:
                         self._nothing_follows(expected)
-                    if check is not None and not hold_back:
+                    if check is not None:
                         check.update(chunk)
                         if sent == expected:
                             self._verify(check)

@@ -13,43 +13,27 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+
+from counted import Counted, count, lock, stats
 
 from wsgi_reproxy import ReproxyMiddleware, reproxy_headers
 
-_lock = threading.Lock()
-_stats = {"calls": 0, "closed": 0, "sendfile": 0}
 _real_sendfile = os.sendfile
 
 
 def _counting_sendfile(*args, **kwargs):
-    with _lock:
-        _stats["sendfile"] += 1
+    count("sendfile")
     return _real_sendfile(*args, **kwargs)
 
 
 os.sendfile = _counting_sendfile
 
 
-class _Counted:
-    def __init__(self, chunks):
-        self._chunks = chunks
-        with _lock:
-            _stats["calls"] += 1
-
-    def __iter__(self):
-        return iter(self._chunks)
-
-    def close(self):
-        with _lock:
-            _stats["closed"] += 1
-
-
 def backend(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/stats":
-        with _lock:
-            body = json.dumps(_stats).encode()
+        with lock:
+            body = json.dumps({"sendfile": 0, **stats}).encode()
         length = str(len(body))  # uWSGI's --http11-socket ends no body without one
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", length)])
         return [body]
@@ -57,7 +41,7 @@ def backend(environ, start_response):
     urls = [f"{os.environ['RP_REPLICA']}/files/{name}"] if path.startswith("/fo/") else []
     file = os.path.join(os.environ["RP_FILE_ROOT"], name)
     start_response("200 OK", [("Content-Type", "text/x-app"), *reproxy_headers(*urls, file=file)])
-    return _Counted([b"IGNORED"])
+    return Counted([b"IGNORED"])
 
 
 application = ReproxyMiddleware(

@@ -24,35 +24,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import urllib3
+from counted import Counted, lock, stats
 
 from wsgi_reproxy import ReproxyMiddleware, ReproxyPoolManager, can_reproxy, reproxy_headers
-
-_lock = threading.Lock()
-_stats = {"calls": 0, "closed": 0}
-
-
-class _Counted:
-    def __init__(self, chunks):
-        self._chunks = chunks
-        with _lock:
-            _stats["calls"] += 1
-
-    def __iter__(self):
-        return iter(self._chunks)
-
-    def close(self):
-        with _lock:
-            _stats["closed"] += 1
 
 
 def backend(environ, start_response):
     path = environ["PATH_INFO"]
     if path in ("/stats", "/sockets"):
-        with _lock:
-            body = json.dumps(_stats if path == "/stats" else _own_sockets()).encode()
+        with lock:
+            body = json.dumps(stats if path == "/stats" else _own_sockets()).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
@@ -71,10 +54,10 @@ def backend(environ, start_response):
             urls = [os.environ["RP_TLS"]]
         headers = reproxy_headers(*urls, expected_size=expected_size)
         start_response("200 OK", [("Content-Type", "application/x-app"), *headers])
-        return _Counted([b"IGNORED"])
+        return Counted([b"IGNORED"])
     body = f"plain {name}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return _Counted([body])
+    return Counted([body])
 
 
 pool = urllib3.PoolManager(
