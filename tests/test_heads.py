@@ -28,9 +28,11 @@ from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.transport import header_block, quick_head
 from wsgi_reproxy.transport.head_watch import HeadWatch
 from wsgi_reproxy.transport.header_block import (
+    PlainHTTPMessage,
     parse_any_headers,
     parse_plain_headers,
     read_header_lines,
+    read_plain_head,
 )
 from wsgi_reproxy.transport.heads import READ_BUFFER_SIZE, HeadCutOff, HeadResponse
 from wsgi_reproxy.transport.quick_head import QuickHeadResponse
@@ -153,6 +155,69 @@ def test_a_block_cut_short_is_left_to_the_standard_parser() -> None:
     assert parse_plain_headers([b"Server: x\r\n", b""]) is None
     assert parse_plain_headers([b"Server: x\r\n", b"\n"]) is None
     assert parse_plain_headers([]) is None
+
+
+@DIFFERENTIAL
+@given(
+    st.sampled_from(
+        [b"HTTP/1.1 200 OK", b"HTTP/1.0 206 Partial", b"HTTP/1.1 404", b"HTTP/1.1 599  x\t"]
+    ),
+    st.lists(plain_lines(), max_size=12),
+    st.binary(max_size=40),
+)
+def test_a_whole_plain_head_is_read_at_once_as_http_client_reads_it(
+    status: bytes, lines: list[bytes], body: bytes
+) -> None:
+    raw = status + b"\r\n" + b"".join(lines) + b"\r\n"
+    fp = io.BufferedReader(io.BytesIO(raw + body))
+    head = read_plain_head(fp)
+    assert head is not None
+    version, code, reason, message = head
+    theirs = response_from(raw + body, http.client.HTTPResponse, "GET")
+    assert isinstance(theirs, tuple)
+    assert (version, code, reason) == theirs[:3]
+    assert isinstance(message, PlainHTTPMessage)
+    same_message(message, stdlib_message([*lines, b"\r\n"]))
+    assert fp.read() == body  # the head consumed, the body left
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nServer: x\r\n",  # no blank line yet: more reads needed
+        b"HTTP/1.1 200 OK\r\nFolded: a\r\n b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nObs-Text: caf\xe9\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBare-LF: a\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\r\n\nC: d\r\n\r\n",  # the head ends at the bare LF
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"HTTP/1.1 200\tOK\r\n\r\n",
+        b"HTTP/1.1 099 Low\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 100 + b"\r\n",  # http.client refuses 100
+        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n",  # over http.client's line limit
+    ],
+)
+def test_any_other_head_is_left_in_the_buffer(raw: bytes) -> None:
+    fp = io.BufferedReader(io.BytesIO(raw + b"body"), 128 * 1024)
+    assert read_plain_head(fp) is None
+    assert fp.read() == raw + b"body"
+
+
+def test_the_plain_message_answers_as_the_email_policy_would() -> None:
+    """get() and items() skip the policy only for what it would return unchanged."""
+    ours, theirs = PlainHTTPMessage(), http.client.HTTPMessage()
+    for message in (ours, theirs):
+        message.set_raw("Content-Length", "5")
+        message.set_raw("X-Twice", "a")
+        message.set_raw("x-twice", "b")
+        message.set_raw("X-Surrogate", "caf\udce9")  # as email stores undecodable bytes
+    assert ours.items() == theirs.items()
+    for name in ("content-length", "X-TWICE", "x-surrogate", "missing"):
+        assert ours.get(name) == theirs.get(name)
+        assert ours[name] == theirs[name]
+        assert ours.get_all(name) == theirs.get_all(name)
+    assert ours.get("missing", "default") == "default"
+    assert not isinstance(ours.get("x-surrogate"), str)  # the policy's Header
 
 
 # -- whole response heads, through a real socket ---------------------------------------
@@ -557,16 +622,16 @@ def test_header_count_limit_is_the_standard_librarys() -> None:
 def test_a_reproxied_request_takes_the_quick_path(
     files: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The speed-up is real only if it runs: count the header blocks it parsed."""
+    """The speed-up is real only if it runs: count the heads it read whole."""
     parsed: list[bool] = []
-    quick = header_block.parse_plain_headers
+    quick = header_block.read_plain_head
 
-    def counting(lines: list[bytes]) -> http.client.HTTPMessage | None:
-        message = quick(lines)
-        parsed.append(message is not None)
-        return message
+    def counting(fp: object) -> object:
+        head = quick(fp)
+        parsed.append(head is not None)
+        return head
 
-    monkeypatch.setattr(quick_head, "parse_plain_headers", counting)
+    monkeypatch.setattr(quick_head, "read_plain_head", counting)
     mw = ReproxyMiddleware(reproxy_app(files.url("/files/small.txt")), allow=["/r/"])
     assert call(mw, "/r/small.txt").body == FILES["small.txt"]
     assert call(mw, "/r/small.txt").body == FILES["small.txt"]

@@ -8,6 +8,10 @@ turned into the same :class:`http.client.HTTPMessage` by
 :meth:`~email.message.Message.set_raw` calls.  Any other block goes to the email parser
 as in ``http.client.parse_headers``, so odd input gets exactly the standard library's
 answer; ``tests/test_heads.py`` checks the two against each other on generated blocks.
+
+A whole plain head usually arrives in one read: :func:`read_plain_head` then takes the
+status line and every header from the read buffer at once, without a ``readline`` per
+line; anything else is read line by line as before.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ from __future__ import annotations
 import email.parser
 import http.client
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["limit", "parse_any_headers", "parse_plain_headers", "read_header_lines"]
+__all__ = [
+    "PlainHTTPMessage",
+    "limit",
+    "parse_any_headers",
+    "parse_plain_headers",
+    "read_header_lines",
+    "read_plain_head",
+]
 
 
 # http.client's limits, read at each call so that raising them (a common workaround for
@@ -27,11 +38,45 @@ def limit(name: str, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
+_TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
 # token ":" OWS value CRLF, the value printable ASCII or tab (RFC 9110 §5.1, §5.5): for such
 # a line email's header_source_parse gives (name, value with leading blanks removed).
 _PLAIN_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*)\r\n")
 # Content types email.feedparser parses into sub-messages (and may add defects for).
 _NESTED_TYPES = (b"multipart/", b"message/")
+# The same rules over a whole head decoded as ASCII: a status line as http.client reads
+# it without trouble, a block made only of plain lines, and each line's name and value.
+_STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e]*))?\r\n")
+_PLAIN_BLOCK = re.compile(rf"(?:{_TOKEN}:[\t\x20-\x7e]*\r\n)*\r\n")
+_PLAIN_PAIR = re.compile(rf"({_TOKEN}):[ \t]*([\t\x20-\x7e]*)\r\n")
+_NESTED_TEXT = tuple(prefix.decode() for prefix in _NESTED_TYPES)
+
+
+class PlainHTTPMessage(http.client.HTTPMessage):
+    """The message of a plain block: ``get()`` and ``items()`` skip the email policy.
+
+    The policy (``compat32``, http.client's) turns a value holding surrogates into a
+    ``Header``; every other value comes back as stored.  Values of a plain block are
+    ASCII, so these two -- all that http.client and urllib3 read of a response's
+    headers -- return them straight from the message's own list, and leave any other
+    value to the policy as usual.
+    """
+
+    if TYPE_CHECKING:  # email.message.Message's own list of (name, value), as set_raw fills it
+        _headers: list[tuple[str, Any]]
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        for key, value in self._headers:
+            if key.lower() == name:
+                return value if value.isascii() else self.policy.header_fetch_parse(key, value)
+        return failobj
+
+    def items(self) -> list[tuple[str, Any]]:
+        fetch = self.policy.header_fetch_parse
+        return [
+            (key, value if value.isascii() else fetch(key, value)) for key, value in self._headers
+        ]
 
 
 def read_header_lines(fp: Any, max_headers: int | None = None) -> list[bytes]:
@@ -57,7 +102,7 @@ def parse_plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
     standard way)."""
     if not lines or lines[-1] != b"\r\n":
         return None
-    message = http.client.HTTPMessage()
+    message = PlainHTTPMessage()
     for line in lines[:-1]:
         match = _PLAIN_LINE.fullmatch(line)
         if match is None:
@@ -68,6 +113,40 @@ def parse_plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
         message.set_raw(name.decode("ascii"), value.decode("ascii"))
     message.set_payload("")  # what the email parser leaves after the blank line
     return message
+
+
+def read_plain_head(fp: Any) -> tuple[int, int, str, http.client.HTTPMessage] | None:
+    """A whole plain response head from the buffer of ``fp`` (an ``io.BufferedReader``):
+    the version as http.client numbers it, the status, the reason and the message, with
+    the head consumed.  None, with nothing consumed, when the buffer -- filled by one read
+    if it was empty -- holds no whole head, or the head is not plain, or it exceeds
+    http.client's limits: the caller then reads it line by line as http.client does."""
+    data = fp.peek()
+    end = data.find(b"\r\n\r\n") + 4
+    if end < 4 or end > limit("_MAXLINE", 65536):
+        return None
+    try:
+        head = data[:end].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    status_line = _STATUS_LINE.match(head)
+    if status_line is None:
+        return None
+    start = status_line.end()
+    if _PLAIN_BLOCK.fullmatch(head, start) is None:
+        return None
+    pairs = _PLAIN_PAIR.findall(head, start)
+    if len(pairs) >= limit("_MAXHEADERS", 100):  # http.client counts the empty line too
+        return None
+    message = PlainHTTPMessage()
+    for name, value in pairs:
+        if name.lower() == "content-type" and value.lower().startswith(_NESTED_TEXT):
+            return None
+        message.set_raw(name, value)
+    message.set_payload("")  # what the email parser leaves after the blank line
+    fp.read(end)
+    version, status, reason = status_line.groups()
+    return (10 if version == "0" else 11), int(status), (reason or "").strip(), message
 
 
 def parse_any_headers(lines: list[bytes]) -> http.client.HTTPMessage:

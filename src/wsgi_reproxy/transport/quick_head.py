@@ -17,7 +17,12 @@ from __future__ import annotations
 import http.client
 from typing import TYPE_CHECKING, Any
 
-from .header_block import parse_any_headers, parse_plain_headers, read_header_lines
+from .header_block import (
+    parse_any_headers,
+    parse_plain_headers,
+    read_header_lines,
+    read_plain_head,
+)
 from .heads import HeadResponse
 
 __all__ = ["QuickHeadResponse", "response_class"]
@@ -39,6 +44,13 @@ class QuickHeadResponse(HeadResponse):
         if args or kwargs or self.debuglevel:
             # a newer http.client with options this copy does not know, or debug output
             super()._one_head(args, kwargs)
+            return
+        head = read_plain_head(self.fp)
+        if head is not None:  # the usual case: a plain head, whole in the first read
+            self.version, status, self.reason, self.headers = head
+            self.code = self.status = status
+            self.msg = self.headers
+            self._set_framing(status)
             return
         # http.client.HTTPResponse.begin() (CPython 3.11-3.14) for one head, but for how
         # the header block is parsed; interim responses are the caller's loop.
