@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgi_reproxy import DEFAULT_FORWARD, ReproxyMiddleware
 from wsgi_reproxy.headers import (
+    REMEMBERED_NAMES,
+    HiddenHeaders,
+    _clean_one_by_one,
     clean_target_headers,
     merge_preserved,
     strip_reproxy_headers,
@@ -203,3 +208,66 @@ def test_long_header_names_are_checked_but_not_cached():
     kept, unsafe = clean_target_headers([("X" * 60_000, "v"), ("Bad Name" * 10, "v")])
     assert (kept, unsafe) == ([("X" * 60_000, "v")], ["Bad Name" * 10])
     assert _is_short_token.cache_info().currsize == before
+
+
+# -- each name judged once: the same answer as judging every header -------------------
+
+header_names = st.sampled_from(
+    [
+        "Content-Type",
+        "content-length",
+        "Connection",
+        "Keep-Alive",
+        "Close",
+        "X-Foo",
+        "x-foo",
+        "X-Reproxy-Url",
+        "X-Accel-Redirect",
+        "X-Amz-Meta-A",
+        "Set-Cookie",
+        "Bad Name",
+        "Ünicode",
+        "Transfer-Encoding",
+        "TE",
+        "Date",
+    ]
+)
+header_values = st.sampled_from(
+    [
+        "",
+        "keep-alive",
+        "close",
+        "Keep-Alive",
+        "x-foo",
+        "keep-alive, x-foo",
+        "a\r\n b",
+        "a\nb",
+        "a\x01b",
+        "text/plain",
+        "  spaced  ",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(header_names, header_values), max_size=10),
+    st.sampled_from([(), ("x-foo",), ("X-Accel-*",), ("x-amz-*", "date"), ("[xy]-foo",)]),
+)
+def test_judging_each_name_once_answers_as_judging_every_header(
+    headers: list[tuple[str, str]], patterns: tuple[str, ...]
+) -> None:
+    hidden = HiddenHeaders(patterns)
+    expected = _clean_one_by_one(headers, hidden)
+    assert clean_target_headers(headers, hidden) == expected
+    assert clean_target_headers(headers, hidden) == expected  # names now remembered
+
+
+def test_remembered_names_are_bounded() -> None:
+    hidden = HiddenHeaders()
+    for number in range(REMEMBERED_NAMES + 10):
+        kept, _ = clean_target_headers([(f"X-Name-{number}", "v")], hidden)
+        assert kept == [(f"X-Name-{number}", "v")]
+    assert len(hidden.names) == REMEMBERED_NAMES
+    long_name = "X-" + "a" * 100
+    assert clean_target_headers([(long_name, "v")], HiddenHeaders())[0] == [(long_name, "v")]

@@ -47,6 +47,8 @@ TARGETS_OWN_ANSWERS = frozenset({412, 416})
 GLOB_CHARS = frozenset("*?[")
 NEVER_FORWARDED = frozenset({"host", "cookie", "authorization"}) | HOP_BY_HOP
 REPROXY_PREFIX = "x-reproxy-"
+# What a kept-alive target says in Connection: it names no header beyond itself.
+_USUAL_CONNECTION = frozenset({"keep-alive", ""})
 
 # RFC 9110 §5.6.2 token: what a header name may be made of.
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -98,7 +100,7 @@ class HiddenHeaders:
     lookup per header; globs (``X-Amz-*``) are one compiled regex for all of them.
     """
 
-    __slots__ = ("drop", "glob", "patterns", "prefixes")
+    __slots__ = ("drop", "glob", "names", "patterns", "prefixes")
 
     def __init__(self, patterns: Iterable[str] = ()) -> None:
         self.patterns = tuple(patterns)
@@ -111,6 +113,26 @@ class HiddenHeaders:
         )
         others = [g for g in globs if not (g.endswith("*") and g[:-1] in self.prefixes)]
         self.glob = re.compile("|".join(translate(g) for g in others)).match if others else None
+        # What clean_target_headers decided for each name seen: the same few names come
+        # with every response, and one lookup replaces five tests.
+        self.names: dict[str, str] = {}
+
+    def verdict(self, name: str) -> str:
+        """What becomes of a target header called ``name``, whatever its value: ``KEEP``,
+        ``DROP`` (hop-by-hop, ``X-Reproxy-*``, hidden), ``CONNECTION`` (dropped, but
+        it may name more headers to drop) or ``BAD_NAME`` (not a token)."""
+        lowered = name.lower()
+        if lowered == "connection":
+            return CONNECTION
+        glob = self.glob
+        if (
+            lowered in self.drop
+            or lowered[:10] == REPROXY_PREFIX
+            or lowered.startswith(self.prefixes)
+            or (glob is not None and glob(lowered) is not None)
+        ):
+            return DROP
+        return KEEP if _is_token(name) else BAD_NAME
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.patterns)!r})"
@@ -122,6 +144,10 @@ class HiddenHeaders:
 
 
 NOTHING_HIDDEN = HiddenHeaders()
+KEEP, DROP, CONNECTION, BAD_NAME = "keep", "drop", "connection", "bad name"
+# Names whose verdicts are remembered, per HiddenHeaders: bounded against a target that
+# sends a new name with every response.
+REMEMBERED_NAMES = 512
 
 
 def clean_target_headers(
@@ -132,10 +158,39 @@ def clean_target_headers(
 
     Returns the kept headers, in order with duplicates, and the names of headers dropped
     because they could not be sent safely (bad name or control characters in the value).
+    Each name is judged once per ``hidden`` (:meth:`HiddenHeaders.verdict`); a
+    ``Connection`` header naming anything but ``keep-alive`` sends
+    every header through the tests one by one.
     """
     headers = list(headers)
+    names = hidden.names
+    kept: Headers = []
+    unsafe: list[str] = []
+    for name, value in headers:
+        verdict = names.get(name)
+        if verdict is None:
+            verdict = hidden.verdict(name)
+            if len(name) <= 64 and len(names) < REMEMBERED_NAMES:
+                names[name] = verdict
+        if verdict is KEEP:
+            cleaned = value if value.isprintable() else _clean_value(value)
+            if cleaned is None:
+                unsafe.append(name)
+            else:
+                kept.append((name, cleaned))
+        elif verdict is BAD_NAME:
+            unsafe.append(name)
+        elif verdict is CONNECTION and value.lower() not in _USUAL_CONNECTION:
+            return _clean_one_by_one(headers, hidden)
+    return kept, unsafe
+
+
+def _clean_one_by_one(
+    headers: list[tuple[str, str]], hidden: HiddenHeaders
+) -> tuple[Headers, list[str]]:
+    """:func:`clean_target_headers` for a head whose ``Connection`` names headers."""
     tokens = connection_tokens(headers)
-    drop = hidden.drop | tokens if tokens else hidden.drop
+    drop = hidden.drop | tokens
     glob, prefixes = hidden.glob, hidden.prefixes
     kept: Headers = []
     unsafe: list[str] = []
