@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from http import HTTPStatus
 
+from .framing import header
 from .headers import HiddenHeaders, clean_target_headers, merge_preserved
 from .target import Target
 
@@ -41,7 +42,7 @@ def client_head(
     response = target.response
     headers, unsafe = clean_target_headers(response.headers.iteritems(), hidden)
     headers = merge_preserved(headers, app_headers, preserved, target.status)
-    headers = announce_length(headers, response.headers.get("Content-Length"), target)
+    headers = announce_length(headers, header(response.headers, "Content-Length"), target)
     return status_line(target.status, response.reason), headers, unsafe
 
 

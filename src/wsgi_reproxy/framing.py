@@ -11,6 +11,7 @@ announces to the client.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from urllib3.response import BaseHTTPResponse
 
@@ -20,6 +21,8 @@ from .headers import FRAMING, NO_BODY_STATUSES
 __all__ = [
     "check_framing",
     "full_length",
+    "header",
+    "is_coding",
     "is_encoded",
     "parse_content_length",
     "parse_content_range",
@@ -33,6 +36,13 @@ _END_TO_END_FRAMING = FRAMING - {"transfer-encoding"}
 _USUAL_CONNECTION = frozenset({"keep-alive", "close"})
 
 _CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+)", re.ASCII | re.IGNORECASE)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers.get(name)``, cheaper when absent: urllib3's ``HTTPHeaderDict`` inherits
+    ``Mapping.get``, which raises and catches a KeyError for every header a response
+    lacks -- and the framing headers checked on each response are mostly absent."""
+    return headers[name] if name in headers else None  # noqa: SIM401 (the point)
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int] | None:
@@ -52,6 +62,8 @@ def parse_content_length(value: str | None) -> int | None:
     client told such a length could read the wrong number of bytes."""
     if value is None:
         return None
+    if value.isdigit() and value.isascii():  # the usual case: one plain value
+        return int(value)
     values = {part.strip(" \t") for part in value.split(",")}
     only = values.pop()
     if values or not (only.isascii() and only.isdigit()):
@@ -69,14 +81,18 @@ def full_length(response: BaseHTTPResponse) -> int | None:
     """The whole representation's length: a 206's ``Content-Range`` total, else the
     ``Content-Length`` (None when not announced)."""
     if response.status == 206:
-        return parse_content_range_total(response.headers.get("Content-Range"))
-    return parse_content_length(response.headers.get("Content-Length"))
+        return parse_content_range_total(header(response.headers, "Content-Range"))
+    return parse_content_length(header(response.headers, "Content-Length"))
 
 
 def is_encoded(response: BaseHTTPResponse) -> bool:
     """Does the body carry a content coding (gzip, br ...)?  Its length is then that of
     the encoded bytes, which ``X-Reproxy-Expected-Size`` -- the file's -- cannot describe."""
-    encoding = response.headers.get("Content-Encoding")
+    return is_coding(header(response.headers, "Content-Encoding"))
+
+
+def is_coding(encoding: str | None) -> bool:
+    """Does this ``Content-Encoding`` value name a content coding (not ``identity``)?"""
     return encoding is not None and encoding.strip().lower() not in ("", "identity")
 
 
@@ -86,8 +102,9 @@ def _has_body(response: BaseHTTPResponse, method: str) -> bool:
     return method != "HEAD" and response.status not in NO_BODY_STATUSES
 
 
-def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> None:
-    """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4).
+def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> int | None:
+    """Refuse a body whose length the client could be told wrong (SPEC R6.3, R6.4), and
+    return its ``Content-Length``, checked (None when absent).
 
     http.client decodes ``Transfer-Encoding: chunked`` spelled exactly so and nothing else:
     with ``gzip, chunked`` or ``chunked `` it would hand over the chunk framing as the
@@ -102,25 +119,27 @@ def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> 
     Transfer-Encoding``).  Applied to the first target's answer and to every resume
     replica's.  ``method`` is the request's: a HEAD answer has no body to frame.
     """
-    connection = response.headers.get("Connection")
+    headers = response.headers
+    connection = header(headers, "Connection")
     if connection is not None and connection.lower() not in _USUAL_CONNECTION:
         named = {token.strip().lower() for token in connection.split(",")} & _END_TO_END_FRAMING
         if named:
             raise UpstreamError(url, f"Connection names framing headers {sorted(named)!r}")
-    transfer_encoding = response.headers.get("Transfer-Encoding")
+    transfer_encoding = header(headers, "Transfer-Encoding")
     if transfer_encoding is not None and transfer_encoding.lower() != "chunked":
         raise UpstreamError(url, f"unsupported Transfer-Encoding {transfer_encoding!r}")
     try:
-        length = parse_content_length(response.headers.get("Content-Length"))
+        length = parse_content_length(header(headers, "Content-Length"))
     except ValueError as error:
         raise UpstreamError(url, str(error)) from None
     if transfer_encoding is not None and length is not None and _has_body(response, method):
         raise UpstreamError(url, "both Transfer-Encoding and Content-Length")
     if response.status == 206 and length is not None:
-        content_range = parse_content_range(response.headers.get("Content-Range"))
+        content_range = parse_content_range(header(headers, "Content-Range"))
         if content_range is not None and length != content_range[1] - content_range[0] + 1:
             raise UpstreamError(
                 url,
                 f"Content-Length {length} is not the length of Content-Range "
-                f"{response.headers.get('Content-Range')!r}",
+                f"{header(headers, 'Content-Range')!r}",
             )
+    return length

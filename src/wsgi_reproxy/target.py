@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from urllib3.response import BaseHTTPResponse
 
 from .errors import UpstreamError
-from .framing import check_framing, is_encoded, parse_content_length, parse_content_range
+from .framing import (
+    check_framing,
+    header,
+    is_coding,
+    parse_content_range,
+)
 from .headers import NO_BODY_STATUSES, TARGETS_OWN_ANSWERS, is_multipart_ranges
 
 __all__ = ["Target"]
@@ -73,15 +78,16 @@ class Target:
         if not (200 <= status < 300 or status in _SUCCESS_OTHER):
             raise UpstreamError(url, f"status {status}", status=status)
         try:
-            check_framing(response, url, "GET" if stands_in_for_head else method)
+            length = check_framing(response, url, "GET" if stands_in_for_head else method)
         except UpstreamError as error:
             error.status = status
             raise
         headers = response.headers
-        length = parse_content_length(headers.get("Content-Length"))  # checked above
-        content_range = parse_content_range(headers.get("Content-Range")) if status == 206 else None
+        content_range = (
+            parse_content_range(header(headers, "Content-Range")) if status == 206 else None
+        )
         has_body = method != "HEAD" and status not in NO_BODY_STATUSES
-        encoded = is_encoded(response)
+        encoding = header(headers, "Content-Encoding")
         target = cls(
             url,
             response,
@@ -89,8 +95,8 @@ class Target:
             has_body,
             length,
             content_range,
-            headers.get("Content-Encoding"),
-            encoded,
+            encoding,
+            is_coding(encoding),
             None,
             stands_in_for_head,
         )
