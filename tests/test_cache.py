@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness import BackendApp, call, reproxy_app
 from upstreams import FILES, FileServer
@@ -538,3 +541,12 @@ def test_the_cache_options_show_in_repr() -> None:
 
 def without_date(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if name.lower() != "date"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12), st.text(max_size=20))
+def test_the_default_key_quotes_as_urllib_does(host: str, path: str) -> None:
+    """Hosts and paths that need no quoting skip it; the key is the same either way."""
+    environ = {"REQUEST_METHOD": "GET", "HTTP_HOST": host or "h", "PATH_INFO": path}
+    expected = quote(host or "h", safe=":[]") + quote(path, safe="/")
+    assert default_cache_key(environ) == expected

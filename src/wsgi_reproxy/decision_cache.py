@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -61,10 +62,20 @@ def default_cache_key(environ: dict[str, Any]) -> str | None:
     query = environ.get("QUERY_STRING")
     # PATH_INFO is percent-decoded (``/a%3Fb`` is ``/a?b``) and a Host may hold a "/":
     # quoted again, no two requests share a key unless host, path and query are equal.
-    key = quote(host, safe=":[]") + quote(
-        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/"
-    )
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    key = _quoted(host, ":[]") + _quoted(path, "/")
     return f"{key}?{query}" if query else key
+
+
+# What ``quote`` leaves as it is, for each ``safe`` used above: most hosts and paths.
+_UNQUOTED = {
+    safe: re.compile(rf"[A-Za-z0-9_.\-~{re.escape(safe)}]*").fullmatch for safe in (":[]", "/")
+}
+
+
+def _quoted(text: str, safe: str) -> str:
+    """``quote(text, safe=safe)``, without its work when nothing needs quoting."""
+    return text if _UNQUOTED[safe](text) is not None else quote(text, safe=safe)
 
 
 class DecisionCache:

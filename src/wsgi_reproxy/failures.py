@@ -10,9 +10,8 @@ each into an :class:`~wsgi_reproxy.errors.UpstreamError` with a short reason and
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.client import RemoteDisconnected
+from types import TracebackType
 
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -57,14 +56,31 @@ def as_upstream_error(url: str, error: BaseException, stage: str = "") -> Upstre
     return UpstreamError(url, stage + describe(error), timed_out=is_timeout(error))
 
 
-@contextmanager
-def upstream_errors(url: str, stage: str = "") -> Iterator[None]:
+class upstream_errors:  # named as the function it replaced: ``with upstream_errors(url):``
     """Turn any network or protocol error inside the block into ``UpstreamError``
-    (``stage``: ``"body broke before its first byte: "``)."""
-    try:
-        yield
-    except (HTTPError, OSError) as error:
-        raise as_upstream_error(url, error, stage) from error
+    (``stage``: ``"body broke before its first byte: "``).
+
+    A class, not a ``@contextmanager`` generator: every body is read inside one, and a
+    generator costs several times more to enter and leave.
+    """
+
+    __slots__ = ("stage", "url")
+
+    def __init__(self, url: str, stage: str = "") -> None:
+        self.url = url
+        self.stage = stage
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, HTTPError | OSError):
+            raise as_upstream_error(self.url, error, self.stage) from error
 
 
 def answered(error: UpstreamError, status: int, head_seconds: float) -> None:
