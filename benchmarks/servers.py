@@ -74,7 +74,7 @@ def _gunicorn(workers: int, threads: int, worker_class: str = "gthread") -> list
     return [
         *(sys.executable, "-m", "gunicorn", "-k", worker_class, "--keep-alive", "5"),
         *("--workers", str(workers), *concurrency, "--log-level", "warning"),
-        *("--chdir", str(HERE), "--bind", "127.0.0.1:{port}", "servers_app"),
+        *("--chdir", str(HERE), "--bind", "127.0.0.1:{port}", "{module}"),
     ]
 
 
@@ -84,14 +84,14 @@ def _uwsgi(processes: int, threads: int, *, nodelay: bool = True) -> list[str]:
         *("--processes", str(processes), "--threads", str(threads)),
         *(["--tcp-nodelay"] if nodelay else []),
         *("--master", "--disable-logging", "--thunder-lock", "--die-on-term"),
-        *("--pythonpath", str(HERE), "--module", "servers_app:application"),
+        *("--pythonpath", str(HERE), "--module", "{module}:application"),
     ]
 
 
 def _waitress(threads: int) -> list[str]:
     return [
         *(sys.executable, "-m", "waitress", "--listen=127.0.0.1:{port}"),
-        *(f"--threads={threads}", "servers_app:application"),
+        *(f"--threads={threads}", "{module}:application"),
     ]
 
 
@@ -99,7 +99,7 @@ def _granian(workers: int, threads: int) -> list[str]:
     return [
         *(sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1"),
         *("--port", "{port}", "--workers", str(workers), "--blocking-threads", str(threads)),
-        *("--working-dir", str(HERE), "--log-level", "warning", "servers_app:application"),
+        *("--working-dir", str(HERE), "--log-level", "warning", "{module}:application"),
     ]
 
 
@@ -152,12 +152,13 @@ def uwsgi_binary() -> str | None:
 
 @contextlib.contextmanager
 def running(
-    config: str, port: int, storage: str, src: str | None = None
+    config: str, port: int, storage: str, src: str | None = None, module: str = "servers_app"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``config`` serving on ``port``; with ``src``, importing ``wsgi_reproxy`` from there."""
+    """``config`` serving ``module`` (of this folder) on ``port``; with ``src``, importing
+    ``wsgi_reproxy`` from there."""
     argv, _ = CONFIGS[config]
     uwsgi = uwsgi_binary() or "uwsgi"
-    command = [word.format(port=port, uwsgi=uwsgi) for word in argv]
+    command = [word.format(port=port, uwsgi=uwsgi, module=module) for word in argv]
     env = {**os.environ, "BENCH_STORAGE": storage}
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
