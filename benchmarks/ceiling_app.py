@@ -131,6 +131,16 @@ FETCHES: dict[str, Callable[[str], bytes]] = {
 KINDS = [*FETCHES, "hit", "r"]
 
 
+def close() -> None:
+    """Close the pools, and this thread's raw socket (the tests call it)."""
+    _own_pool.clear()
+    _plain_pool.close()
+    sock = getattr(_sockets, "sock", None)
+    if sock is not None:
+        sock.close()
+        _sockets.sock = None
+
+
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     kind, _, name = environ.get("PATH_INFO", "").lstrip("/").partition("/")
     if kind == "hit":
