@@ -9,6 +9,7 @@ the middleware's own pools use it.
 
 from __future__ import annotations
 
+import email.header
 import http.client
 import io
 import socket
@@ -211,8 +212,9 @@ def test_the_plain_message_answers_as_the_email_policy_would() -> None:
         message.set_raw("X-Twice", "a")
         message.set_raw("x-twice", "b")
         message.set_raw("X-Surrogate", "caf\udce9")  # as email stores undecodable bytes
+        message.set_raw("X-Object", email.header.Header("set later"))
     assert ours.items() == theirs.items()
-    for name in ("content-length", "X-TWICE", "x-surrogate", "missing"):
+    for name in ("content-length", "X-TWICE", "x-surrogate", "x-object", "missing"):
         assert ours.get(name) == theirs.get(name)
         assert ours[name] == theirs[name]
         assert ours.get_all(name) == theirs.get_all(name)

@@ -170,17 +170,19 @@ def clean_target_headers(
         verdict = names.get(name)
         if verdict is None:
             verdict = hidden.verdict(name)
-            if len(name) <= 64 and len(names) < REMEMBERED_NAMES:
+            if len(name) <= 64:
+                if len(names) >= REMEMBERED_NAMES:
+                    names.clear()  # a target inventing names: start over, keep the hot ones
                 names[name] = verdict
-        if verdict is KEEP:
+        if verdict == KEEP:
             cleaned = value if value.isprintable() else _clean_value(value)
             if cleaned is None:
                 unsafe.append(name)
             else:
                 kept.append((name, cleaned))
-        elif verdict is BAD_NAME:
+        elif verdict == BAD_NAME:
             unsafe.append(name)
-        elif verdict is CONNECTION and value.lower() not in _USUAL_CONNECTION:
+        elif verdict == CONNECTION and value.lower() not in _USUAL_CONNECTION:
             return _clean_one_by_one(headers, hidden)
     return kept, unsafe
 

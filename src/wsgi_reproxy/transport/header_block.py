@@ -69,13 +69,16 @@ class PlainHTTPMessage(http.client.HTTPMessage):
         name = name.lower()
         for key, value in self._headers:
             if key.lower() == name:
-                return value if value.isascii() else self.policy.header_fetch_parse(key, value)
+                if type(value) is str and value.isascii():  # what the policy returns as is
+                    return value
+                return self.policy.header_fetch_parse(key, value)
         return failobj
 
     def items(self) -> list[tuple[str, Any]]:
         fetch = self.policy.header_fetch_parse
         return [
-            (key, value if value.isascii() else fetch(key, value)) for key, value in self._headers
+            (key, value if type(value) is str and value.isascii() else fetch(key, value))
+            for key, value in self._headers
         ]
 
 
