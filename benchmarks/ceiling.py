@@ -29,7 +29,16 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from servers import CONFIGS, SIZES, fetch, free_port, running, worker_cpu_ticks, wrk
+from servers import (
+    CONFIGS,
+    SIZES,
+    cpu_us_per_request,
+    fetch,
+    free_port,
+    running,
+    worker_cpu_ticks,
+    wrk,
+)
 
 KINDS = ["static", "socket", "urllib3", "pool", "hit", "r"]
 WHAT = {
@@ -67,9 +76,7 @@ def measure(config: str, storage: str, sizes: list[str], args: argparse.Namespac
                 after = worker_cpu_ticks(server.pid)
                 if errors:
                     raise SystemExit(f"{config} {url}: {errors}")
-                ticks = sum(after.values()) - sum(before.get(pid, 0) for pid in after)
-                requests = rate * args.duration
-                cpu = ticks * 1e6 / os.sysconf("SC_CLK_TCK") / requests if requests else 0.0
+                cpu = cpu_us_per_request(before, after, rate * args.duration)
                 cells.append(Cell(config, size, kind, rate, cpu))
                 print(f"  {config} {size} {kind}: {rate:.0f} req/s", file=sys.stderr)
     return cells

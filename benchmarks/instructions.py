@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -43,21 +44,8 @@ def run_requests(kind: str, name: str, count: int) -> None:
             raise SystemExit(f"/{kind}/{name} answered {status}")
 
     for _ in range(count + 3):
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": f"/{kind}/{name}",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
+        environ = {"PATH_INFO": f"/{kind}/{name}", "wsgi.input": io.BytesIO()}
+        setup_testing_defaults(environ)  # the rest of a GET's environ (PEP 3333)
         body = ceiling_app.application(environ, start_response)
         for _piece in body:
             pass

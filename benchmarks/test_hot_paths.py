@@ -20,7 +20,8 @@ import pytest
 
 from wsgi_reproxy import ReproxyMiddleware
 from wsgi_reproxy.directive import _check_url, parse_directive
-from wsgi_reproxy.headers import clean_target_headers, merge_preserved, upstream_request_headers
+from wsgi_reproxy.headers import merge_preserved, upstream_request_headers
+from wsgi_reproxy.target_headers import clean_target_headers
 from wsgi_reproxy.transport.heads import HeadResponse
 
 URL = "http://127.0.0.1:18081/files/1k.bin"

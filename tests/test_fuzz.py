@@ -16,7 +16,8 @@ from harness import BackendApp, call
 from upstreams import FileServer
 from wsgi_reproxy import ReproxyMiddleware, UpstreamBodyError
 from wsgi_reproxy.directive import HostPatterns, check_url
-from wsgi_reproxy.headers import HOP_BY_HOP, clean_target_headers, merge_preserved
+from wsgi_reproxy.headers import HOP_BY_HOP, merge_preserved
+from wsgi_reproxy.target_headers import clean_target_headers
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

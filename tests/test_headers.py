@@ -10,13 +10,15 @@ from hypothesis import strategies as st
 
 from wsgi_reproxy import DEFAULT_FORWARD, ReproxyMiddleware
 from wsgi_reproxy.headers import (
+    merge_preserved,
+    strip_reproxy_headers,
+    upstream_request_headers,
+)
+from wsgi_reproxy.target_headers import (
     REMEMBERED_NAMES,
     HiddenHeaders,
     _clean_one_by_one,
     clean_target_headers,
-    merge_preserved,
-    strip_reproxy_headers,
-    upstream_request_headers,
 )
 
 HOP = [
@@ -204,12 +206,14 @@ def test_forward_replaces_the_default_list():
 
 def test_long_header_names_are_checked_but_not_cached():
     """A target's 60 KB header names must not stay pinned in a process-wide cache."""
-    from wsgi_reproxy.headers import _is_short_token
+    from wsgi_reproxy.target_headers import NOTHING_HIDDEN, _is_short_token
 
     before = _is_short_token.cache_info().currsize
     kept, unsafe = clean_target_headers([("X" * 60_000, "v"), ("Bad Name" * 10, "v")])
     assert (kept, unsafe) == ([("X" * 60_000, "v")], ["Bad Name" * 10])
     assert _is_short_token.cache_info().currsize == before
+    assert "X" * 60_000 not in NOTHING_HIDDEN.names  # nor among the remembered verdicts
+    assert "Bad Name" * 10 not in NOTHING_HIDDEN.names
 
 
 # -- each name judged once: the same answer as judging every header -------------------

@@ -204,6 +204,14 @@ def test_any_other_head_is_left_in_the_buffer(raw: bytes) -> None:
     assert fp.read() == raw + b"body"
 
 
+def test_a_plain_head_at_http_clients_header_limit_is_read_at_once() -> None:
+    """99 header lines pass http.client's limit (it counts the blank line): taken whole."""
+    raw = b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 99 + b"\r\n"
+    head = read_plain_head(io.BufferedReader(io.BytesIO(raw + b"body")))
+    assert head is not None
+    assert head[3].get_all("x") == ["y"] * 99
+
+
 def test_the_plain_message_answers_as_the_email_policy_would() -> None:
     """get() and items() skip the policy only for what it would return unchanged."""
     ours, theirs = PlainHTTPMessage(), http.client.HTTPMessage()

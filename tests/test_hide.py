@@ -12,7 +12,8 @@ import pytest
 from harness import call, reproxy_app
 from upstreams import FILES, respond, response_head
 from wsgi_reproxy import DEFAULT_HIDE, ReproxyMiddleware
-from wsgi_reproxy.headers import FRAMING, HiddenHeaders, clean_target_headers
+from wsgi_reproxy.headers import FRAMING
+from wsgi_reproxy.target_headers import HiddenHeaders, clean_target_headers
 
 STORAGE_HEADERS = [
     ("Server", "nginx/1.22.1"),

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from http import HTTPStatus
 
 from .framing import header
-from .headers import HiddenHeaders, clean_target_headers, merge_preserved
+from .headers import merge_preserved
 from .target import Target
+from .target_headers import HiddenHeaders, clean_target_headers
 
 __all__ = ["client_head", "error_head", "status_line"]
 

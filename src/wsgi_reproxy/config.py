@@ -15,7 +15,8 @@ from typing import Any
 
 import urllib3
 
-from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, TOKEN, HiddenHeaders
+from .headers import FRAMING, HOP_BY_HOP, NEVER_FORWARDED, TOKEN
+from .target_headers import HiddenHeaders
 
 __all__ = [
     "cache_option",

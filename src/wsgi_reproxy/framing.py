@@ -135,11 +135,9 @@ def check_framing(response: BaseHTTPResponse, url: str, method: str = "GET") -> 
     if transfer_encoding is not None and length is not None and _has_body(response, method):
         raise UpstreamError(url, "both Transfer-Encoding and Content-Length")
     if response.status == 206 and length is not None:
-        content_range = parse_content_range(header(headers, "Content-Range"))
+        value = header(headers, "Content-Range")
+        content_range = parse_content_range(value)
         if content_range is not None and length != content_range[1] - content_range[0] + 1:
-            raise UpstreamError(
-                url,
-                f"Content-Length {length} is not the length of Content-Range "
-                f"{header(headers, 'Content-Range')!r}",
-            )
+            message = f"Content-Length {length} is not the length of Content-Range {value!r}"
+            raise UpstreamError(url, message)
     return length

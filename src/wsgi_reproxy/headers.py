@@ -3,10 +3,8 @@ nothing here sees a socket or an environ, so each rule is a table-driven test.""
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from fnmatch import fnmatchcase, translate
 from typing import Any
 
 __all__ = [
@@ -16,8 +14,7 @@ __all__ = [
     "NO_BODY_STATUSES",
     "REPROXY_PREFIX",
     "TARGETS_OWN_ANSWERS",
-    "HiddenHeaders",
-    "clean_target_headers",
+    "clean_value",
     "is_multipart_ranges",
     "merge_preserved",
     "strip_reproxy_headers",
@@ -47,8 +44,6 @@ TARGETS_OWN_ANSWERS = frozenset({412, 416})
 GLOB_CHARS = frozenset("*?[")
 NEVER_FORWARDED = frozenset({"host", "cookie", "authorization"}) | HOP_BY_HOP
 REPROXY_PREFIX = "x-reproxy-"
-# What a kept-alive target says in Connection: it names no header beyond itself.
-_USUAL_CONNECTION = frozenset({"keep-alive", ""})
 
 # RFC 9110 §5.6.2 token: what a header name may be made of.
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -61,153 +56,13 @@ def strip_reproxy_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str,
     return [(name, value) for name, value in headers if name[:10].lower() != REPROXY_PREFIX]
 
 
-def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    """Header names listed in ``Connection`` are hop-by-hop too (RFC 9110 §7.6.1)."""
-    tokens: set[str] = set()
-    for name, value in headers:
-        if name.lower() == "connection":
-            tokens.update(token.strip().lower() for token in value.split(","))
-    tokens.discard("")
-    return tokens
-
-
-def _is_token(name: str) -> bool:
-    """Header names repeat from response to response: each short spelling is checked
-    once (a target's 60 KB names must not stay pinned in a process-wide cache)."""
-    if len(name) > 64:
-        return TOKEN.fullmatch(name) is not None
-    return _is_short_token(name)
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_short_token(name: str) -> bool:
-    return TOKEN.fullmatch(name) is not None
-
-
-def _clean_value(value: str) -> str | None:
+def clean_value(value: str) -> str | None:
     """Unfold obs-fold (RFC 9112 §5.2) and refuse any other control character."""
     if value.isprintable():  # the usual case, checked in C
         return value
     if "\n" in value or "\r" in value:
         value = _OBS_FOLD.sub(" ", value)
     return None if _CONTROL.search(value) else value
-
-
-class HiddenHeaders:
-    """``hide=``: target headers never relayed, by name or glob, case-insensitive (R6.7).
-
-    Names join the hop-by-hop ones in one set (``drop``), so the usual case costs one
-    lookup per header; globs (``X-Amz-*``) are one compiled regex for all of them.
-    """
-
-    __slots__ = ("drop", "glob", "names", "patterns", "prefixes")
-
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        self.patterns = tuple(patterns)
-        lowered = [pattern.lower() for pattern in self.patterns]
-        globs = [pattern for pattern in lowered if GLOB_CHARS.intersection(pattern)]
-        self.drop = HOP_BY_HOP | frozenset(lowered).difference(globs)
-        # "X-Accel-*", the usual glob, is a prefix: str.startswith, cheaper than a regex.
-        self.prefixes = tuple(
-            g[:-1] for g in globs if g.endswith("*") and not GLOB_CHARS.intersection(g[:-1])
-        )
-        others = [g for g in globs if not (g.endswith("*") and g[:-1] in self.prefixes)]
-        self.glob = re.compile("|".join(translate(g) for g in others)).match if others else None
-        # What clean_target_headers decided for each name seen: the same few names come
-        # with every response, and one lookup replaces five tests.
-        self.names: dict[str, str] = {}
-
-    def verdict(self, name: str) -> str:
-        """What becomes of a target header called ``name``, whatever its value: ``KEEP``,
-        ``DROP`` (hop-by-hop, ``X-Reproxy-*``, hidden), ``CONNECTION`` (dropped, but
-        it may name more headers to drop) or ``BAD_NAME`` (not a token)."""
-        lowered = name.lower()
-        if lowered == "connection":
-            return CONNECTION
-        glob = self.glob
-        if (
-            lowered in self.drop
-            or lowered[:10] == REPROXY_PREFIX
-            or lowered.startswith(self.prefixes)
-            or (glob is not None and glob(lowered) is not None)
-        ):
-            return DROP
-        return KEEP if _is_token(name) else BAD_NAME
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self.patterns)!r})"
-
-    def covers(self, name: str) -> bool:
-        """Does a pattern hide the header ``name`` (any case)?"""
-        lowered = name.lower()
-        return any(fnmatchcase(lowered, pattern.lower()) for pattern in self.patterns)
-
-
-NOTHING_HIDDEN = HiddenHeaders()
-KEEP, DROP, CONNECTION, BAD_NAME = "keep", "drop", "connection", "bad name"
-# Names whose verdicts are remembered, per HiddenHeaders: bounded against a target that
-# sends a new name with every response.
-REMEMBERED_NAMES = 512
-
-
-def clean_target_headers(
-    headers: Iterable[tuple[str, str]], hidden: HiddenHeaders = NOTHING_HIDDEN
-) -> tuple[Headers, list[str]]:
-    """The target's headers minus hop-by-hop, ``Connection``-listed, ``X-Reproxy-*`` and
-    ``hidden`` ones.
-
-    Returns the kept headers, in order with duplicates, and the names of headers dropped
-    because they could not be sent safely (bad name or control characters in the value).
-    Each name is judged once per ``hidden`` (:meth:`HiddenHeaders.verdict`); a
-    ``Connection`` header naming anything but ``keep-alive`` sends
-    every header through the tests one by one.
-    """
-    headers = list(headers)
-    names = hidden.names
-    kept: Headers = []
-    unsafe: list[str] = []
-    for name, value in headers:
-        verdict = names.get(name)
-        if verdict is None:
-            verdict = hidden.verdict(name)
-            if len(name) <= 64:
-                if len(names) >= REMEMBERED_NAMES:
-                    names.clear()  # a target inventing names: start over, keep the hot ones
-                names[name] = verdict
-        if verdict == KEEP:
-            cleaned = value if value.isprintable() else _clean_value(value)
-            if cleaned is None:
-                unsafe.append(name)
-            else:
-                kept.append((name, cleaned))
-        elif verdict == BAD_NAME:
-            unsafe.append(name)
-        elif verdict == CONNECTION and value.lower() not in _USUAL_CONNECTION:
-            return _clean_one_by_one(headers, hidden)
-    return kept, unsafe
-
-
-def _clean_one_by_one(
-    headers: list[tuple[str, str]], hidden: HiddenHeaders
-) -> tuple[Headers, list[str]]:
-    """:func:`clean_target_headers` for a head whose ``Connection`` names headers."""
-    tokens = connection_tokens(headers)
-    drop = hidden.drop | tokens
-    glob, prefixes = hidden.glob, hidden.prefixes
-    kept: Headers = []
-    unsafe: list[str] = []
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered in drop or lowered[:10] == REPROXY_PREFIX or lowered.startswith(prefixes):
-            continue
-        if glob is not None and glob(lowered) is not None:
-            continue
-        cleaned = _clean_value(value)
-        if cleaned is None or not _is_token(name):
-            unsafe.append(name)
-            continue
-        kept.append((name, cleaned))
-    return kept, unsafe
 
 
 def merge_preserved(
@@ -260,7 +115,7 @@ def _preserved_values(
     for name, value in app:
         lowered = name.lower()
         if lowered in preserve:
-            cleaned = _clean_value(value)
+            cleaned = clean_value(value)
             if cleaned is not None:
                 from_app.setdefault(lowered, []).append((name, cleaned))
     return from_app

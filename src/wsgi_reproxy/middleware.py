@@ -23,16 +23,16 @@ import urllib3
 from .caching_exchange import CachingExchange
 from .exchange import CAPABILITY, CAPABILITY_KEY, Exchange, ExcInfo
 from .file_roots import FileRoots
-from .headers import HiddenHeaders, strip_reproxy_headers
+from .headers import strip_reproxy_headers
 from .hosts import HostPatterns
 from .report import Observer
 from .rules import RuleSet, request_path
 from .settings import Options, Settings
 from .stray import StrayDirectives, carries_directive
+from .target_headers import HiddenHeaders
 from .upstream import Upstream
 
 __all__ = ["ReproxyMiddleware", "can_reproxy"]
-
 
 T = TypeVar("T")
 

@@ -29,11 +29,12 @@ from .config import (
 )
 from .decision_cache import DEFAULT_CACHE_MAX_AGE, CacheKey, DecisionCache, default_cache_key
 from .file_roots import FileRoots
-from .headers import HiddenHeaders, environ_key
+from .headers import environ_key
 from .hosts import HostPatterns
 from .pool_option import pool_maxsize, pool_option
 from .report import Observer
 from .rules import RuleSet, compile_rules, ensure_collection
+from .target_headers import HiddenHeaders
 
 __all__ = [
     "DEFAULTS",

@@ -83,9 +83,7 @@ class Target:
             error.status = status
             raise
         headers = response.headers
-        content_range = (
-            parse_content_range(header(headers, "Content-Range")) if status == 206 else None
-        )
+        range_value = header(headers, "Content-Range") if status == 206 else None
         has_body = method != "HEAD" and status not in NO_BODY_STATUSES
         encoding = header(headers, "Content-Encoding")
         target = cls(
@@ -94,7 +92,7 @@ class Target:
             status,
             has_body,
             length,
-            content_range,
+            parse_content_range(range_value),
             encoding,
             is_coding(encoding),
             None,

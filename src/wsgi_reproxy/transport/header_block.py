@@ -21,6 +21,8 @@ import http.client
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..headers import TOKEN
+
 __all__ = [
     "PlainHTTPMessage",
     "limit",
@@ -38,18 +40,15 @@ def limit(name: str, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
-_TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
 # token ":" OWS value CRLF, the value printable ASCII or tab (RFC 9110 §5.1, §5.5): for such
-# a line email's header_source_parse gives (name, value with leading blanks removed).
-_PLAIN_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*)\r\n")
+# a line email's header_source_parse gives (name, value with leading blanks removed).  Over
+# a head decoded as ASCII: a block made only of such lines, then each line's name and value.
+_PLAIN_BLOCK = re.compile(rf"(?:{TOKEN.pattern}:[\t\x20-\x7e]*\r\n)*\r\n")
+_PLAIN_PAIR = re.compile(rf"({TOKEN.pattern}):[ \t]*([\t\x20-\x7e]*)\r\n")
 # Content types email.feedparser parses into sub-messages (and may add defects for).
-_NESTED_TYPES = (b"multipart/", b"message/")
-# The same rules over a whole head decoded as ASCII: a status line as http.client reads
-# it without trouble, a block made only of plain lines, and each line's name and value.
+_NESTED_TYPES = ("multipart/", "message/")
+# A status line as http.client reads it without trouble.
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e]*))?\r\n")
-_PLAIN_BLOCK = re.compile(rf"(?:{_TOKEN}:[\t\x20-\x7e]*\r\n)*\r\n")
-_PLAIN_PAIR = re.compile(rf"({_TOKEN}):[ \t]*([\t\x20-\x7e]*)\r\n")
-_NESTED_TEXT = tuple(prefix.decode() for prefix in _NESTED_TYPES)
 
 
 class PlainHTTPMessage(http.client.HTTPMessage):
@@ -105,15 +104,23 @@ def parse_plain_headers(lines: list[bytes]) -> http.client.HTTPMessage | None:
     standard way)."""
     if not lines or lines[-1] != b"\r\n":
         return None
+    try:
+        block = b"".join(lines).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return _plain_message(block, 0)
+
+
+def _plain_message(head: str, start: int) -> PlainHTTPMessage | None:
+    """The message of the header block at ``start`` of ``head`` (up to its blank line),
+    or None unless every line is plain and no content type nests messages."""
+    if _PLAIN_BLOCK.fullmatch(head, start) is None:
+        return None
     message = PlainHTTPMessage()
-    for line in lines[:-1]:
-        match = _PLAIN_LINE.fullmatch(line)
-        if match is None:
+    for name, value in _PLAIN_PAIR.findall(head, start):
+        if name.lower() == "content-type" and value.lower().startswith(_NESTED_TYPES):
             return None
-        name, value = match.groups()
-        if name.lower() == b"content-type" and value.lower().startswith(_NESTED_TYPES):
-            return None
-        message.set_raw(name.decode("ascii"), value.decode("ascii"))
+        message.set_raw(name, value)
     message.set_payload("")  # what the email parser leaves after the blank line
     return message
 
@@ -133,20 +140,13 @@ def read_plain_head(fp: Any) -> tuple[int, int, str, http.client.HTTPMessage] | 
     except UnicodeDecodeError:
         return None
     status_line = _STATUS_LINE.match(head)
-    if status_line is None:
+    # the header lines: every CRLF but the status line's and the blank line's.  http.client
+    # counts the blank line too, so it takes fewer header lines than its limit.
+    if status_line is None or head.count("\r\n") - 2 >= limit("_MAXHEADERS", 100):
         return None
-    start = status_line.end()
-    if _PLAIN_BLOCK.fullmatch(head, start) is None:
+    message = _plain_message(head, status_line.end())
+    if message is None:
         return None
-    pairs = _PLAIN_PAIR.findall(head, start)
-    if len(pairs) >= limit("_MAXHEADERS", 100):  # http.client counts the empty line too
-        return None
-    message = PlainHTTPMessage()
-    for name, value in pairs:
-        if name.lower() == "content-type" and value.lower().startswith(_NESTED_TEXT):
-            return None
-        message.set_raw(name, value)
-    message.set_payload("")  # what the email parser leaves after the blank line
     fp.read(end)
     version, status, reason = status_line.groups()
     return (10 if version == "0" else 11), int(status), (reason or "").strip(), message
