@@ -4,8 +4,9 @@ middleware each ask of the kernel.
 Requests a second on a shared 2-core machine drift by a third from one hour to the
 next; system calls do not.  And under a threaded Python server each blocking call
 (``poll``, ``sendto``, ``recvfrom``, even the ``ioctl`` behind ``settimeout``) lets go of
-the GIL, so its count says how often a request's threads hand the GIL over -- the
-``futex`` column is those hand-offs.  This serves ``ceiling_app.py``'s kinds (``static``:
+the GIL, so its count says how often a request's threads may hand the GIL over; the
+``futex`` column counts the lock waits and wakes themselves (the GIL's, the server's
+queues').  This serves ``ceiling_app.py``'s kinds (``static``:
 the server alone; ``pool``: the fetch alone, through the middleware's pool; ``hit``: the
 middleware with a ``MemoryCache``, every request a hit) under one server configuration,
 attaches ``strace -f -c`` to its workers, sends exactly ``--requests`` requests over
@@ -16,10 +17,11 @@ attaches ``strace -f -c`` to its workers, sends exactly ``--requests`` requests 
         --configs gunicorn-1x8,uwsgi-4x4 --kinds static,pool,hit --sizes 1k,64k
 
 The counts include what the server does meanwhile on its own (gunicorn's heartbeat:
-``utimensat``, ``getppid``), and ``futex`` varies with how the threads happen to meet;
-every other count is exact to the request.  Under ``strace`` a server runs several times
-slower: read the counts, never the speed.  Needs ``strace`` (``apt-get install strace``)
-and, for the uWSGI configurations, ``uwsgi``; ``--storage`` as in ``servers.py``.
+``utimensat``, ``getppid``), and ``futex`` and ``epoll_wait`` vary with how the threads
+happen to meet; nearly every other count is exact to the request.  Under ``strace`` a
+server runs several times slower: read the counts, never the speed.  Needs ``strace``
+(``apt-get install strace``) and, for the uWSGI configurations, ``uwsgi``; ``--storage``
+as in ``servers.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import functools
 import hashlib
 import http.client
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +49,7 @@ from servers import CONFIGS, SIZES, fetch, free_port, running, worker_cpu_ticks
 
 KINDS = ["static", "socket", "urllib3", "pool", "hit", "r"]
 SHOWN = 7  # system calls named per row, the most frequent first
+ATTACH_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ def send_requests(url: str, requests: int, connections: int) -> None:
                 if response.status != 200 or (length is not None and len(body) != int(length)):
                     failures.append(f"{url}: {response.status}, {len(body)} bytes")
                     return
+                if response.will_close:  # a new connection per request would be counted too
+                    failures.append(f"{url}: the server closes the connection after a response")
+                    return
         except Exception as error:  # any failure: the count would be short
             failures.append(f"{url}: {error!r}")
         finally:
@@ -99,25 +107,54 @@ def send_requests(url: str, requests: int, connections: int) -> None:
 
 
 def traced(pids: list[int], run: Callable[[], None]) -> Counter[str]:
-    """``strace -f -c`` on ``pids`` (every thread) around ``run()``."""
+    """``strace -f -c`` on ``pids`` (every thread) around ``run()``; exits when strace
+    cannot attach to every one of them, or gives no summary."""
+    if not pids:
+        raise SystemExit("no worker to trace")
     with tempfile.NamedTemporaryFile(suffix=".strace") as summary:
         argv = ["strace", "-f", "-c", "-o", summary.name]
         for pid in pids:
             argv += ["-p", str(pid)]
         tracer = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         try:
-            attached = 0
-            assert tracer.stderr is not None
-            while attached < len(pids):  # "Process N attached", once per process
-                line = tracer.stderr.readline()
-                if not line:
-                    raise SystemExit(f"strace did not attach to {pids}")
-                attached += "attached" in line
+            _wait_until_attached(_lines(tracer), len(pids))
             run()
         finally:
             tracer.send_signal(signal.SIGINT)
             tracer.wait(timeout=30)
-        return parse_summary(Path(summary.name).read_text())
+        text = Path(summary.name).read_text()
+    if not re.search(r"^\S.* total$", text, re.MULTILINE):
+        raise SystemExit(f"strace gave no summary (exit status {tracer.returncode})")
+    return parse_summary(text)
+
+
+def _lines(tracer: subprocess.Popen[str]) -> queue.Queue[str]:
+    """strace's messages, line by line, read on a thread until it ends (so that a full
+    pipe never stalls it); an empty string at the end."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert tracer.stderr is not None
+        for line in tracer.stderr:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _wait_until_attached(lines: queue.Queue[str], processes: int) -> None:
+    """strace says "Process N attached" once per ``-p``; any failure to attach fails."""
+    deadline = time.monotonic() + ATTACH_SECONDS
+    attached = 0
+    while attached < processes:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = ""
+        if not line or "ptrace(" in line or "attach:" in line:
+            raise SystemExit(f"strace did not attach to every worker: {line.strip()!r}")
+        attached += "attached" in line
 
 
 def measure(config: str, storage: str, args: argparse.Namespace) -> list[Cell]:
@@ -136,6 +173,9 @@ def measure(config: str, storage: str, args: argparse.Namespace) -> list[Cell]:
                 calls = traced(
                     pids, functools.partial(send_requests, url, args.requests, args.connections)
                 )
+                if calls["connect"]:
+                    warn = f"  {config} {kind}: a worker connected to storage inside the count"
+                    print(warn, file=sys.stderr)
                 per_request = {name: count / args.requests for name, count in calls.items()}
                 cells.append(Cell(config, size, kind, per_request))
                 print(f"  {config} {size} {kind}: {sum(calls.values())} calls", file=sys.stderr)

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from upstreams import FILES, FileServer
+from upstreams import FileServer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -82,4 +82,8 @@ def test_a_wrong_answer_stops_the_run(syscalls: ModuleType) -> None:
             syscalls.send_requests(files.url("/files/no-such-file"), 4, 2)
         syscalls.send_requests(files.url("/files/small.txt"), 2, 2)  # (the server was serving)
         assert files.requests[-1].path == "/files/small.txt"
-        assert len(FILES["small.txt"]) > 0
+
+
+def test_nothing_to_trace_is_refused_before_strace_runs(syscalls: ModuleType) -> None:
+    with pytest.raises(SystemExit, match="no worker to trace"):
+        syscalls.traced([], lambda: None)
