@@ -45,9 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ceiling import KINDS
 from servers import CONFIGS, SIZES, fetch, free_port, running, worker_cpu_ticks
 
-KINDS = ["static", "socket", "urllib3", "pool", "hit", "r"]
 SHOWN = 7  # system calls named per row, the most frequent first
 ATTACH_SECONDS = 10
 

@@ -38,8 +38,8 @@ STRACE_SUMMARY = """\
 
 @pytest.fixture(scope="module")
 def syscalls() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCHMARKS))  # it imports servers.py beside it
-    had_servers = "servers" in sys.modules
+    sys.path.insert(0, str(BENCHMARKS))  # it imports servers.py and ceiling.py beside it
+    siblings = {"servers", "ceiling"} - set(sys.modules)
     try:
         spec = importlib.util.spec_from_file_location("syscalls", BENCHMARKS / "syscalls.py")
         assert spec is not None
@@ -50,8 +50,8 @@ def syscalls() -> Iterator[ModuleType]:
         yield module
     finally:
         sys.modules.pop("syscalls", None)
-        if not had_servers:
-            sys.modules.pop("servers", None)
+        for name in siblings:
+            sys.modules.pop(name, None)
         sys.path.remove(str(BENCHMARKS))
 
 

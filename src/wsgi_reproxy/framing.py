@@ -23,7 +23,6 @@ __all__ = [
     "full_length",
     "header",
     "is_coding",
-    "is_encoded",
     "parse_content_length",
     "parse_content_range",
     "parse_content_range_total",
@@ -85,14 +84,10 @@ def full_length(response: BaseHTTPResponse) -> int | None:
     return parse_content_length(header(response.headers, "Content-Length"))
 
 
-def is_encoded(response: BaseHTTPResponse) -> bool:
-    """Does the body carry a content coding (gzip, br ...)?  Its length is then that of
-    the encoded bytes, which ``X-Reproxy-Expected-Size`` -- the file's -- cannot describe."""
-    return is_coding(header(response.headers, "Content-Encoding"))
-
-
 def is_coding(encoding: str | None) -> bool:
-    """Does this ``Content-Encoding`` value name a content coding (not ``identity``)?"""
+    """Does this ``Content-Encoding`` value name a content coding (gzip, br ...; not
+    ``identity``)?  A body's length is then that of the encoded bytes, which
+    ``X-Reproxy-Expected-Size`` -- the file's -- cannot describe."""
     return encoding is not None and encoding.strip().lower() not in ("", "identity")
 
 

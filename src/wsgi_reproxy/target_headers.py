@@ -117,53 +117,48 @@ def clean_target_headers(
 
     Returns the kept headers, in order with duplicates, and the names of headers dropped
     because they could not be sent safely (bad name or control characters in the value).
-    Each name is judged once per ``hidden`` (:meth:`HiddenHeaders.verdict`); a
-    ``Connection`` header naming anything but ``keep-alive`` sends
-    every header through the tests one by one.
+    Each name is judged once per ``hidden`` (:meth:`HiddenHeaders.verdict`); only a
+    ``Connection`` header naming more than ``keep-alive`` costs a second pass, which
+    drops the headers it names.
     """
     headers = list(headers)
-    names = hidden.names
+    cleaned = _cleaned(headers, hidden, None)
+    if cleaned is not None:
+        return cleaned
+    again = _cleaned(headers, hidden, connection_tokens(headers))
+    assert again is not None  # (given the names, a pass always ends)
+    return again
+
+
+def _cleaned(
+    headers: list[tuple[str, str]], hidden: HiddenHeaders, named: set[str] | None
+) -> tuple[Headers, list[str]] | None:
+    """One pass of :func:`clean_target_headers`, dropping the names in ``named`` too;
+    with ``named=None``, None as soon as a ``Connection`` header names headers."""
+    remembered = hidden.names
     kept: Headers = []
     unsafe: list[str] = []
     for name, value in headers:
-        verdict = names.get(name)
-        if verdict is None:
-            verdict = hidden.verdict(name)
-            if len(name) <= 64:
-                if len(names) >= REMEMBERED_NAMES:
-                    names.clear()  # a target inventing names: start over, keep the hot ones
-                names[name] = verdict
-        if verdict == KEEP:
-            cleaned = value if value.isprintable() else clean_value(value)
+        verdict = remembered.get(name) or _judged(hidden, name)
+        if verdict == CONNECTION:
+            if named is None and value.lower() not in _USUAL_CONNECTION:
+                return None
+        elif verdict != DROP and not (named and name.lower() in named):
+            cleaned = clean_value(value) if verdict == KEEP else None
             if cleaned is None:
                 unsafe.append(name)
             else:
                 kept.append((name, cleaned))
-        elif verdict == BAD_NAME:
-            unsafe.append(name)
-        elif verdict == CONNECTION and value.lower() not in _USUAL_CONNECTION:
-            return _clean_one_by_one(headers, hidden)
     return kept, unsafe
 
 
-def _clean_one_by_one(
-    headers: list[tuple[str, str]], hidden: HiddenHeaders
-) -> tuple[Headers, list[str]]:
-    """:func:`clean_target_headers` for a head whose ``Connection`` names headers."""
-    tokens = connection_tokens(headers)
-    drop = hidden.drop | tokens
-    glob, prefixes = hidden.glob, hidden.prefixes
-    kept: Headers = []
-    unsafe: list[str] = []
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered in drop or lowered[:10] == REPROXY_PREFIX or lowered.startswith(prefixes):
-            continue
-        if glob is not None and glob(lowered) is not None:
-            continue
-        cleaned = clean_value(value)
-        if cleaned is None or not is_token(name):
-            unsafe.append(name)
-            continue
-        kept.append((name, cleaned))
-    return kept, unsafe
+def _judged(hidden: HiddenHeaders, name: str) -> str:
+    """``hidden.verdict(name)``, remembered on ``hidden`` for names of up to 64 characters
+    (at most :data:`REMEMBERED_NAMES` of them)."""
+    verdict = hidden.verdict(name)
+    if len(name) <= 64:
+        names = hidden.names
+        if len(names) >= REMEMBERED_NAMES:
+            names.clear()  # a target inventing names: start over, keep the hot ones
+        names[name] = verdict
+    return verdict
